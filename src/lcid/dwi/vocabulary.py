@@ -40,18 +40,3 @@ def severity_rank(severity: str) -> int:
     2
     """
     return SEVERITIES.index(severity)
-
-
-def grade(value: float, mild: float, moderate: float, severe: float) -> str:
-    """Map a metric to a severity given increasing thresholds.
-
-    >>> grade(0.3, 0.5, 1.0, 2.0), grade(1.2, 0.5, 1.0, 2.0)
-    ('none', 'moderate')
-    """
-    if value >= severe:
-        return "severe"
-    if value >= moderate:
-        return "moderate"
-    if value >= mild:
-        return "mild"
-    return "none"
