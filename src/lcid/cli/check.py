@@ -22,6 +22,7 @@ def check_command(
     bvec: Path | None = typer.Option(None, help="FSL .bvec file (default: next to the image)."),
     sidecar: Path | None = typer.Option(None, help="BIDS/dcm2niix JSON sidecar."),
     anatomy: str = typer.Option("auto", help="auto, brain or phantom."),
+    concat: bool = typer.Option(False, "--concat", help="Join the given runs into one series (same grid)."),
     json_out: bool = typer.Option(False, "--json", help="Print findings.json to stdout."),
 ) -> None:
     """Find what is wrong with a diffusion scan, explain it and say what to do."""
@@ -33,7 +34,7 @@ def check_command(
         fail(f"--anatomy must be auto, brain or phantom, not {anatomy!r}")
     try:
         results = check_inputs(
-            inputs, out=out, bval=bval, bvec=bvec, sidecar=sidecar, anatomy=anatomy, console=console
+            inputs, out=out, bval=bval, bvec=bvec, sidecar=sidecar, anatomy=anatomy, concat=concat, console=console
         )
     except InputError as exc:
         fail(str(exc))

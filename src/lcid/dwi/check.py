@@ -23,6 +23,7 @@ def detector(problem: str) -> Detector:
 def run_check(
     scan: DWIScan,
     *,
+    context: CheckContext | None = None,
     anatomy: Anatomy = "auto",
     problems: tuple[str, ...] = PROBLEM_IDS,
     progress: Callable[[str], None] | None = None,
@@ -33,6 +34,8 @@ def run_check(
     ----------
     scan
         The loaded series.
+    context
+        Precomputed context (mask, shells, ...); built from ``scan`` when not given.
     anatomy
         ``auto`` decides brain vs phantom from the diffusivity; brain-specific checks
         report ``applicable: false`` on a phantom.
@@ -46,7 +49,7 @@ def run_check(
     Findings
         One finding per problem, without advice (see :func:`lcid.advice.attach_advice`).
     """
-    context = build_context(scan, anatomy=anatomy)
+    context = context if context is not None else build_context(scan, anatomy=anatomy)
     findings = []
     for problem in problems:
         if progress:
