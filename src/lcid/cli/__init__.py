@@ -40,6 +40,10 @@ from lcid.cli import check as _check  # noqa: E402
 
 _check.register(app)
 
+from lcid.cli import demo as _demo  # noqa: E402
+
+_demo.register(app)
+
 
 def main() -> None:
     """Entry point that turns input errors into exit code 2 with one line on stderr."""

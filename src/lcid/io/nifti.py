@@ -135,3 +135,23 @@ def read_sidecar(path: str | Path) -> dict:
 def missing_sidecar_fields(sidecar: dict) -> list[str]:
     """Names of the sidecar fields the check would use but which are absent."""
     return [name for name in SIDECAR_FIELDS if name not in sidecar]
+
+
+def save_dwi(scan: DWIScan, folder: str | Path, *, name: str = "dwi") -> Path:
+    """Write ``name.nii.gz``, ``name.bval``, ``name.bvec`` (and ``name.json`` when the scan has
+    a sidecar) into ``folder``; returns the image path. Callers that need all-or-nothing
+    output write into a :func:`lcid.io.atomic.atomic_dir`.
+    """
+    import nibabel as nib
+
+    from lcid.io.gradient_files import write_gradients
+
+    folder = Path(folder)
+    image = folder / f"{name}.nii.gz"
+    header = nib.Nifti1Header()
+    header.set_xyzt_units("mm", "sec")
+    nib.save(nib.Nifti1Image(np.asarray(scan.data, dtype=np.float32), scan.affine, header=header), str(image))
+    write_gradients(scan.bvals, scan.bvecs, folder / name)
+    if scan.sidecar:
+        (folder / f"{name}.json").write_text(json.dumps(scan.sidecar, indent=2) + "\n")
+    return image
