@@ -17,7 +17,8 @@ def atomic_dir(out: str | Path) -> Iterator[Path]:
     """Yield a temporary folder beside ``out``; on success its files are moved into ``out``.
 
     Files already in ``out`` with other names are kept; files of the same name are replaced.
-    On an exception nothing in ``out`` changes and the temporary folder is removed.
+    On an exception nothing in ``out`` changes, the temporary folder is removed, and ``out``
+    itself is removed again when this call created it.
 
     Raises
     ------
@@ -25,6 +26,7 @@ def atomic_dir(out: str | Path) -> Iterator[Path]:
         When ``out`` (or its parent) cannot be created or written.
     """
     out = Path(out)
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".lcid-tmp-", dir=out))
@@ -32,6 +34,12 @@ def atomic_dir(out: str | Path) -> Iterator[Path]:
         raise InputError(f"cannot write to output folder {out} ({exc.strerror or exc.__class__.__name__})") from exc
     try:
         yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    try:
         for item in sorted(tmp.rglob("*")):
             if item.is_file():
                 target = out / item.relative_to(tmp)
