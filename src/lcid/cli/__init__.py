@@ -40,6 +40,10 @@ from lcid.cli import check as _check  # noqa: E402
 
 _check.register(app)
 
+from lcid.cli import serve as _serve  # noqa: E402
+
+_serve.register(app)
+
 from lcid.cli import demo as _demo  # noqa: E402
 
 _demo.register(app)
