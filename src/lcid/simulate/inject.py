@@ -1,0 +1,85 @@
+"""Inject a sequence of problems into a scan and keep the ground truth (truth.json)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from lcid.io.scan import DWIScan
+from lcid.simulate.anatomy import slice_axis
+from lcid.simulate.artifacts import artifact
+from lcid.simulate.magnitude import check_severity
+
+
+def inject(scan: DWIScan, problems: Sequence[tuple[str, str]], *, seed: int) -> tuple[DWIScan, dict]:
+    """Apply each ``(problem, severity)`` in order.
+
+    Parameters
+    ----------
+    scan
+        The clean input.
+    problems
+        ``(problem id, severity)`` pairs; severity is mild, moderate or severe.
+    seed
+        Seed of every random draw (one ``numpy`` generator, drawn in problem order).
+
+    Returns
+    -------
+    scan, truth
+        The corrupted scan and ``{"lcid_version", "seed", "source", "problems": [{"problem",
+        "severity", "parameters", "where"}]}``. Indices in ``where`` refer to the returned
+        scan: when a later problem removes volumes or slices, earlier entries are re-indexed
+        (entries that no longer exist are dropped).
+
+    Raises
+    ------
+    InputError
+        Unknown problem or severity, or a severity that cannot be reached on this scan.
+    """
+    from lcid import __version__
+
+    for problem, severity in problems:  # fail on bad arguments before any work
+        artifact(problem)
+        check_severity(severity)
+    rng = np.random.default_rng(seed)
+    entries: list[dict] = []
+    for problem, severity in problems:
+        module = artifact(problem)
+        params = module.sample(rng, scan, severity)
+        corrupted, where = module.apply(scan, params)
+        if hasattr(module, "index_maps"):
+            maps = module.index_maps(scan, params)
+            for entry in entries:
+                entry["where"] = _reindex(entry["where"], maps)
+        entries.append({"problem": problem, "severity": severity, "parameters": params, "where": where})
+        scan = corrupted
+    truth = {
+        "lcid_version": __version__,
+        "seed": int(seed),
+        "source": scan.path,
+        "slice_axis": slice_axis(scan),
+        "problems": entries,
+    }
+    return scan, truth
+
+
+def _reindex(where: dict, maps: dict[str, list[int]]) -> dict:
+    """``where`` with volume and slice indices mapped through ``maps`` (-1 drops an entry)."""
+    vol_map, slice_map = maps.get("volumes"), maps.get("slices")
+
+    def vol(i: int) -> int:
+        return vol_map[i] if vol_map is not None and 0 <= i < len(vol_map) else i
+
+    def sli(i: int) -> int:
+        return slice_map[i] if slice_map is not None and 0 <= i < len(slice_map) else i
+
+    out = dict(where)
+    if "volumes" in where:
+        out["volumes"] = [vol(v) for v in where["volumes"] if vol(v) >= 0]
+    if "slices" in where:
+        out["slices"] = sorted({sli(s) for s in where["slices"] if sli(s) >= 0})
+    if "pairs" in where:
+        pairs = {(vol(v), sli(s)) for v, s in where["pairs"]}
+        out["pairs"] = sorted([v, s] for v, s in pairs if v >= 0 and s >= 0)
+    return out
