@@ -136,7 +136,6 @@ def run_check(series: Series, folder: Path) -> CheckOutcome:
     from lcid.dwi.context import build_context
     from lcid.io.atomic import atomic_write_text
     from lcid.io.nifti import load_dwi
-    from lcid.report.html import render_report
 
     # The steps of lcid.api.check, spelled out so that the scan is loaded and its context
     # (mask, b0) computed once for both the detectors and the report.
@@ -147,6 +146,8 @@ def run_check(series: Series, folder: Path) -> CheckOutcome:
     document = findings.to_dict()
     atomic_write_text(folder / "findings.json", json.dumps(document, indent=2))
     preview = write_preview(context.b0, folder / "preview.png")
+    from lcid.report.html import render_report
+
     html = render_report(findings, scan, context=context, title="lcid check of an uploaded series")
     report = atomic_write_text(folder / "report.html", html)
     return CheckOutcome(
@@ -201,11 +202,14 @@ def ask_model(
     *,
     question: str,
     acquisition: str | None,
-    findings: Any,
-    history: list[dict[str, str]] | None,
+    findings: dict[str, Any] | None,
+    history: list[tuple[str, str]] | None,
     model: str,
 ) -> dict[str, Any]:
-    """Ask the vision-language model about ``image``: the JSON of ``lcid ask --json``."""
+    """Ask the vision-language model about ``image``: the JSON of ``lcid ask --json``.
+
+    ``findings`` is a findings.json document, ``history`` earlier (question, answer) turns.
+    """
     from lcid.vlm.inference import ask
 
     return ask(image, question=question, acq=acquisition or None, findings=findings, model=model, history=history)

@@ -157,7 +157,7 @@ def create_app(config: ServerConfig = ServerConfig()) -> FastAPI:
         except BaseException:
             store.discard(session.id)
             raise
-        session.findings, session.acquisition = outcome.findings, outcome.acquisition
+        session.findings, session.acquisition = outcome.document, outcome.acquisition
         log.info("check done in %.1f s", time.perf_counter() - started)
         base = f"/api/session/{session.id}"
         return {
@@ -204,9 +204,10 @@ def create_app(config: ServerConfig = ServerConfig()) -> FastAPI:
         acquisition = acq or (checked.acquisition if checked else None)
         with _scratch(store) as folder:
             if image is not None and image.filename is not None:
-                path = folder / "image"
-                save_stream(image.file, path, max_bytes=IMAGE_MAX_BYTES, what="the image")
-                require_kind(path, ("png", "jpeg"), what="the image")
+                raw = folder / "upload"
+                save_stream(image.file, raw, max_bytes=IMAGE_MAX_BYTES, what="the image")
+                kind = require_kind(raw, ("png", "jpeg"), what="the image")
+                path = raw.rename(folder / f"image.{'png' if kind == 'png' else 'jpg'}")
             elif checked is not None:
                 path = checked.folder / "preview.png"
             else:
@@ -281,7 +282,7 @@ def _scratch(store: SessionStore):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _parse_history(raw: str | None) -> list[dict[str, str]] | None:
+def _parse_history(raw: str | None) -> list[tuple[str, str]] | None:
     if not raw:
         return None
     try:
@@ -292,7 +293,7 @@ def _parse_history(raw: str | None) -> list[dict[str, str]] | None:
         isinstance(t, dict) and isinstance(t.get("question"), str) and isinstance(t.get("answer"), str) for t in turns
     ):
         raise UploadRejected("history must be a JSON list of {question, answer}", status=400)
-    return [{"question": t["question"], "answer": t["answer"]} for t in turns[-10:]]
+    return [(t["question"], t["answer"]) for t in turns[-10:]]
 
 
 async def _sweep_forever(store: SessionStore, *, every_s: float = 60.0) -> None:

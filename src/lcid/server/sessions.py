@@ -34,7 +34,7 @@ class Session:
     created
         ``time.monotonic()`` at creation, s.
     findings
-        The check's :class:`lcid.dwi.finding.Findings`, for the chat's context (None until done).
+        The check's findings.json document, for the chat's context (None until done).
     acquisition
         A one-line description of the acquisition for the chat's context.
     """
@@ -42,7 +42,7 @@ class Session:
     id: str
     folder: Path
     created: float
-    findings: Any = None
+    findings: dict[str, Any] | None = None
     acquisition: str = ""
     files: dict[str, Path] = field(default_factory=dict)
 
