@@ -43,6 +43,10 @@ from lcid.cli import simulate as _simulate  # noqa: E402
 
 _simulate.register(app)
 
+from lcid.cli import vlm as _vlm  # noqa: E402
+
+_vlm.register(app)
+
 from lcid.cli import serve as _serve  # noqa: E402
 
 _serve.register(app)

@@ -1,0 +1,156 @@
+"""``lcid ask``, ``lcid train vqa``, ``lcid eval vqa`` and ``lcid model push``."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import typer
+
+from lcid.errors import InputError
+
+
+def _group(app: typer.Typer, name: str, help_text: str) -> typer.Typer:
+    """The sub-command group ``name`` of ``app``, created when no other module made it yet."""
+    for info in app.registered_groups:
+        if info.name == name and info.typer_instance is not None:
+            return info.typer_instance
+    group = typer.Typer(help=help_text, no_args_is_help=True)
+    app.add_typer(group, name=name)
+    return group
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ask")(ask_command)
+    _group(app, "train", "Train models.").command("vqa")(train_vqa_command)
+    _group(app, "eval", "Evaluate models.").command("vqa")(eval_vqa_command)
+    _group(app, "model", "Manage saved models.").command("push")(push_command)
+
+
+def acquisition_text(bval: Path, bvec: Path) -> str:
+    """Plain-text summary of a gradient table, as the DWI model reads it."""
+    from lcid.dwi.gradients import shells
+    from lcid.io.gradient_files import read_bvals, read_bvecs
+
+    parts = [f"b={s.bval:.0f} s/mm2 x{s.count} ({s.unique_directions} directions)" for s in
+             shells(read_bvals(bval), read_bvecs(bvec))]
+    return "; ".join(parts)
+
+
+def ask_command(
+    image: Path = typer.Argument(..., help="PNG/JPEG image or NIfTI (2D, 3D or 4D)."),
+    question: str | None = typer.Option(None, "--question", "-q", help="The question (default: what is wrong?)."),
+    acq: str | None = typer.Option(None, help="Acquisition described in words."),
+    bval: Path | None = typer.Option(None, help="FSL .bval file (with --bvec) to describe the acquisition."),
+    bvec: Path | None = typer.Option(None, help="FSL .bvec file."),
+    model: str = typer.Option("dwi", help="Shipped model name (dwi, vqa-rad) or a model folder."),
+    slice_index: int | None = typer.Option(None, "--slice", help="Axial slice of a 3D/4D NIfTI (default middle)."),
+    volume: int = typer.Option(0, help="Volume of a 4D NIfTI."),
+    json_out: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
+) -> None:
+    """Ask the vision-language model a question about an image."""
+    from lcid.cli import fail
+    from lcid.vlm.image import load_image
+    from lcid.vlm.inference import ask
+    from lcid.vlm.prompt import DEFAULT_QUESTION
+
+    try:
+        if (bval is None) != (bvec is None):
+            raise InputError("--bval and --bvec go together")
+        if bval is not None and bvec is not None:
+            acq = acquisition_text(bval, bvec)
+        array = load_image(image, slice_index=slice_index, volume=volume)
+        interactive = question is None and sys.stdin.isatty() and not json_out
+        history: list[tuple[str, str]] = []
+        current = question or DEFAULT_QUESTION
+        while True:
+            result = ask(array, question=current, acq=acq, model=model, history=history)
+            if json_out:
+                typer.echo(json.dumps(result, indent=2))
+            else:
+                typer.echo(result["answer"])
+            if not interactive:
+                return
+            history.append((current, result["answer"]))
+            current = typer.prompt("follow-up (empty to quit)", default="", show_default=False).strip()
+            if not current:
+                return
+    except InputError as exc:
+        fail(str(exc))
+
+
+def train_vqa_command(
+    data_dir: Path = typer.Argument(..., help="Data set folder (VQA-RAD: trainset.json + images/)."),
+    data: str = typer.Option("vqa-rad", "--data", help="Data format: vqa-rad, slake or vqa-med."),
+    config: Path = typer.Option(Path("configs/vlm/vqa_rad.yaml"), help="Training recipe (YAML)."),
+    out: Path = typer.Option(Path("runs/vqa"), help="Run folder: checkpoints, log, and model/."),
+) -> None:
+    """Train the vision-language model on the train split of a VQA data set."""
+    from lcid.cli import fail
+    from lcid.vlm.training import VQATrainSettings, train_vqa
+
+    try:
+        settings = VQATrainSettings.from_yaml(config)
+        command = "lcid " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        record = train_vqa(data_dir, settings=settings, out_dir=out, data_format=data, command=command)  # type: ignore[arg-type]
+    except InputError as exc:
+        fail(str(exc))
+    typer.echo(f"model saved to {out / 'model'} ({record['seconds']:.0f} s)")
+
+
+def eval_vqa_command(
+    model: str = typer.Option(..., help="Shipped model name or model folder."),
+    data_dir: Path = typer.Option(..., "--data", help="Data set folder with the test split."),
+    data_format: str = typer.Option("vqa-rad", "--format", help="vqa-rad, slake or vqa-med."),
+    json_out: bool = typer.Option(False, "--json", help="Print all scores as one JSON object."),
+    no_embeddings: bool = typer.Option(False, "--no-embeddings", help="Skip the sentence-embedding similarity."),
+) -> None:
+    """Score a model on the test split: accuracy (closed/open/overall), BLEU, embedding similarity."""
+    from lcid.cli import fail
+    from lcid.io.vqa import read_vqa_split
+    from lcid.vlm.evaluate import evaluate
+    from lcid.vlm.inference import load_model
+
+    try:
+        vlm = load_model(model)
+        test = read_vqa_split(data_dir, split="test", data_format=data_format)  # type: ignore[arg-type]
+        train = read_vqa_split(data_dir, split="train", data_format=data_format)  # type: ignore[arg-type]
+        result = evaluate(vlm, test, train_samples=train, embeddings=not no_embeddings)
+    except InputError as exc:
+        fail(str(exc))
+    if json_out:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    typer.echo(f"{'':22}{'closed':>8}{'open':>8}{'overall':>9}")
+    for name, prefix in (("model", ""), ("majority baseline", "majority_baseline_")):
+        row = [result.get(f"{prefix}{k}", float('nan')) for k in ("closed", "open", "overall")] if prefix else \
+            [result[f"{k}_accuracy"] for k in ("closed", "open", "overall")]
+        typer.echo(f"{name:22}" + "".join(f"{100 * v:8.1f}" for v in row[:2]) + f"{100 * row[2]:9.1f}")
+    typer.echo(" ".join(f"BLEU-{n} {result[f'bleu{n}']:.3f}" for n in range(1, 5)))
+    if "embedding_cosine" in result:
+        typer.echo(f"embedding cosine {result['embedding_cosine']:.3f} ({result['embedding_model']})")
+
+
+def push_command(
+    folder: Path = typer.Argument(..., help="Saved model folder (config.json, model.safetensors …)."),
+    repo: str | None = typer.Argument(None, help="Hugging Face repo id (user/name) to upload to."),
+    to_folder: Path | None = typer.Option(None, "--to-folder", help="Copy into a local folder instead of uploading."),
+    private: bool = typer.Option(True, help="Create the hub repo as private."),
+) -> None:
+    """Publish a model: upload to the Hugging Face hub (only when asked), or copy to a folder."""
+    from lcid.cli import fail
+    from lcid.vlm.inference import resolve_model
+    from lcid.vlm.publish import push_to_folder, push_to_hub
+
+    try:
+        source = resolve_model(str(folder))
+        if to_folder is not None:
+            typer.echo(f"copied to {push_to_folder(source, to_folder)}")
+        elif repo:
+            typer.echo(f"uploaded to {push_to_hub(source, repo, private=private)}")
+        else:
+            raise InputError("give a REPO id to upload to, or --to-folder DIR")
+    except InputError as exc:
+        fail(str(exc))

@@ -1,0 +1,94 @@
+"""The one entry point the command line and the web app call: :func:`ask`."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lcid.errors import InputError
+from lcid.vlm.image import check_image, load_image, to_model_input
+from lcid.vlm.model import FlamingoVLM
+from lcid.vlm.predict import final_answer, predict
+from lcid.vlm.prompt import DEFAULT_QUESTION, build_prompt
+
+#: Shipped models: one folder per model name.
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+
+_CACHE: dict[Path, FlamingoVLM] = {}
+_LOCK = threading.Lock()
+
+
+def resolve_model(model: str | Path) -> Path:
+    """Folder of a shipped model name (``src/lcid/models/<name>``) or of a model directory."""
+    path = Path(model)
+    if path.is_dir() and (path / "config.json").is_file():
+        return path.resolve()
+    shipped = MODELS_DIR / str(model)
+    if shipped.is_dir() and (shipped / "config.json").is_file():
+        return shipped
+    names = sorted(p.name for p in MODELS_DIR.iterdir() if (p / "config.json").is_file()) if MODELS_DIR.is_dir() else []
+    raise InputError(f"model {model} is not installed (shipped models: {', '.join(names) or 'none'})")
+
+
+def load_model(model: str | Path) -> FlamingoVLM:
+    """Load (once per process) a model by shipped name or directory, in eval mode."""
+    folder = resolve_model(model)
+    with _LOCK:
+        if folder not in _CACHE:
+            try:
+                loaded = FlamingoVLM.from_pretrained(str(folder))
+            except (OSError, ValueError, RuntimeError) as exc:
+                raise InputError(f"cannot load model from {folder} ({exc.__class__.__name__})") from exc
+            _CACHE[folder] = loaded.eval()
+        return _CACHE[folder]
+
+
+def ask(
+    image: str | Path | np.ndarray,
+    *,
+    question: str = DEFAULT_QUESTION,
+    acq: str | None = None,
+    findings: Mapping[str, Any] | None = None,
+    model: str = "dwi",
+    history: Sequence[tuple[str, str]] | None = None,
+) -> dict[str, Any]:
+    """Answer a question about an image.
+
+    Parameters
+    ----------
+    image
+        PNG/JPEG/NIfTI path, or a 2D array ``(H, W)``.
+    question
+        The question in plain English.
+    acq
+        Acquisition text (b-values, directions …) for DWI models.
+    findings
+        A ``findings.json`` dict from ``lcid check`` to condition on.
+    model
+        Shipped model name (``dwi``, ``vqa-rad``) or a model directory.
+    history
+        Earlier ``(question, answer)`` turns of the conversation.
+
+    Returns
+    -------
+    dict
+        ``{"answer": str, "problems": [{"problem": label, "probability": p}, ...]}``:
+        problems are the head's outputs (problem ids for DWI, top answers for VQA).
+    """
+    if not question or not question.strip():
+        raise InputError("the question is empty")
+    vlm = load_model(model)
+    array = load_image(image) if isinstance(image, (str, Path)) else check_image(image)
+    pixels = to_model_input(array, size=vlm.cfg.image_size)[None]
+    prompt = build_prompt(question, acq=acq, findings=findings, history=history)
+    with torch.inference_mode():
+        prediction = predict(vlm, pixels, [prompt])[0]
+    return {
+        "answer": final_answer(vlm, prediction),
+        "problems": [{"problem": label, "probability": round(p, 4)} for label, p in prediction.head],
+    }

@@ -1,0 +1,207 @@
+"""The Flamingo-style vision-language model.
+
+image ``(B, 1, H, W)`` -> vision encoder -> linear projection -> perceiver resampler
+(``n_latents`` tokens) -> gated cross-attention before the language model's decoder blocks;
+plus a classification head on the last prompt token (answer vocabulary or problem ids).
+
+Saved and loaded the Hugging Face way (:class:`huggingface_hub.PyTorchModelHubMixin`):
+``config.json`` + ``model.safetensors`` + ``README.md`` model card, and ``tokenizer.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from huggingface_hub import PyTorchModelHubMixin
+from torch import nn
+
+from lcid.vlm.config import VLMConfig
+from lcid.vlm.gated_cross_attention import ConditionedDecoderLayer, GatedCrossAttentionBlock
+from lcid.vlm.language import causal_lm_from_hf_config, decoder_layers, hidden_size, load_hf_causal_lm, small_gpt2
+from lcid.vlm.resampler import PerceiverResampler
+from lcid.vlm.tokenizer import VLMTokenizer
+from lcid.vlm.vision import HFVisionEncoder, SmallCNN, load_hf_vision, vision_from_hf_config
+
+
+class FlamingoVLM(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="lcid",
+    tags=["vision-language", "flamingo", "medical-imaging", "lcid"],
+    license="bsd-3-clause",
+    repo_url="https://github.com/lcid-project/lcid",
+):
+    """Vision encoder + perceiver resampler + gated cross-attention LM + classification head.
+
+    Parameters
+    ----------
+    config
+        :meth:`VLMConfig.to_dict` output (this is what ``config.json`` holds).
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        cfg = VLMConfig.from_dict(config)
+        self.cfg = cfg
+        self.tokenizer: VLMTokenizer | None = None
+        if cfg.vision == "cnn":
+            self.vision: nn.Module = SmallCNN(channels=cfg.cnn_channels, image_size=cfg.image_size, dropout=cfg.dropout)
+        else:
+            self.vision = HFVisionEncoder(vision_from_hf_config(cfg.vision_hf_config or {}))
+        if cfg.language == "gpt2-scratch":
+            self.lm = small_gpt2(
+                vocab_size=cfg.vocab_size,
+                dim=cfg.dim,
+                n_layers=cfg.n_layers,
+                n_heads=cfg.n_heads,
+                max_length=cfg.max_length,
+                dropout=cfg.dropout,
+            )
+        else:
+            self.lm = causal_lm_from_hf_config(cfg.language_hf_config or {})
+            if self.lm.get_input_embeddings().num_embeddings != cfg.vocab_size:
+                self.lm.resize_token_embeddings(cfg.vocab_size)
+        dim = hidden_size(self.lm)
+        heads = cfg.n_heads if dim % cfg.n_heads == 0 else 1
+        self.project = nn.Linear(self.vision.hidden_size, dim)
+        self.resampler = PerceiverResampler(
+            dim, n_latents=cfg.n_latents, depth=cfg.resampler_depth, n_heads=heads, dropout=cfg.dropout
+        )
+        layers = decoder_layers(self.lm)
+        for i in range(len(layers)):
+            xattn = (
+                GatedCrossAttentionBlock(dim, n_heads=heads, dropout=cfg.dropout)
+                if i % cfg.cross_attn_every == 0
+                else None
+            )
+            layers[i] = ConditionedDecoderLayer(layers[i], xattn)
+        self._conditioned = [m for m in layers]
+        n_labels = len(cfg.head_labels)
+        self.head = (
+            nn.Sequential(nn.LayerNorm(2 * dim), nn.Dropout(cfg.dropout), nn.Linear(2 * dim, n_labels))
+            if cfg.head != "none" and n_labels
+            else None
+        )
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def build(cls, cfg: VLMConfig, tokenizer: VLMTokenizer) -> FlamingoVLM:
+        """A new model for training: built-in parts at random, named HF backbones pretrained.
+
+        The backbones' configs are copied into the model's config so that the saved model
+        rebuilds offline without the original backbones.
+        """
+        vision_model = lm_model = None
+        if cfg.vision != "cnn":
+            vision_model, vision_cfg = load_hf_vision(cfg.vision)
+            size = vision_cfg.get("image_size", cfg.image_size)
+            cfg = replace(cfg, vision_hf_config=vision_cfg, image_size=int(size))
+        if cfg.language != "gpt2-scratch":
+            lm_model, lm_cfg = load_hf_causal_lm(cfg.language)
+            cfg = replace(cfg, language_hf_config=lm_cfg)
+        cfg = replace(cfg, vocab_size=max(tokenizer.vocab_size, _vocab(lm_model)))
+        model = cls(cfg.to_dict())
+        if vision_model is not None:
+            model.vision.model.load_state_dict(vision_model.state_dict())
+        if lm_model is not None:
+            lm_model.resize_token_embeddings(cfg.vocab_size)
+            _load_wrapped(model.lm, lm_model.state_dict())
+        model.tokenizer = tokenizer
+        return model
+
+    # ------------------------------------------------------------------ forward
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, H, W)`` in [0, 1] -> image latents ``(B, n_latents, dim)``."""
+        return self.resampler(self.project(self.vision(pixels)))
+
+    def forward(
+        self,
+        pixels: torch.Tensor | None,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        head_positions: torch.Tensor | None = None,
+        latents: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Language-model logits and classification-head logits.
+
+        Parameters
+        ----------
+        pixels
+            ``(B, 1, H, W)`` images in [0, 1]; ``None`` (with ``latents=None``) runs the plain LM.
+        input_ids, attention_mask
+            ``(B, T)`` right-padded token ids and mask.
+        head_positions
+            ``(B,)`` index of the last prompt token, read by the head; default the last
+            non-padding token.
+        latents
+            Precomputed :meth:`encode_images` output (skips the vision encoder).
+
+        Returns
+        -------
+        dict
+            ``logits`` ``(B, T, vocab)``; ``head_logits`` ``(B, n_labels)`` when there is a head.
+        """
+        if latents is None and pixels is not None:
+            latents = self.encode_images(pixels)
+        for layer in self._conditioned:
+            layer.condition(latents)
+        try:
+            out = self.lm(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        finally:
+            for layer in self._conditioned:
+                layer.condition(None)
+        result = {"logits": out.logits}
+        if self.head is not None:
+            if head_positions is None:
+                head_positions = attention_mask.sum(dim=1) - 1
+            hidden = out.hidden_states[-1]
+            pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), head_positions]
+            image = latents.mean(dim=1) if latents is not None else torch.zeros_like(pooled)
+            result["head_logits"] = self.head(torch.cat([pooled, image], dim=-1))
+        return result
+
+    # ------------------------------------------------------------------ saving
+    def _save_pretrained(self, save_directory: Path) -> None:
+        super()._save_pretrained(save_directory)
+        if self.tokenizer is not None:
+            self.tokenizer.save(save_directory)
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, **kwargs: Any) -> FlamingoVLM:
+        with contextlib.redirect_stdout(io.StringIO()):  # the mixin prints a line on stdout
+            model = super()._from_pretrained(model_id=model_id, **kwargs)
+        folder = Path(model_id)
+        if not folder.is_dir():
+            from huggingface_hub import hf_hub_download
+
+            folder = Path(
+                hf_hub_download(model_id, "tokenizer.json", revision=kwargs.get("revision"),
+                                local_files_only=kwargs.get("local_files_only", False))
+            ).parent
+        model.tokenizer = VLMTokenizer.load(folder)
+        return model
+
+
+def _vocab(lm: nn.Module | None) -> int:
+    return 0 if lm is None else int(lm.get_input_embeddings().num_embeddings)
+
+
+def _load_wrapped(wrapped_lm: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load a plain LM's weights into the LM whose decoder layers were wrapped."""
+    layers = decoder_layers(wrapped_lm)
+    prefix = next(name for name, module in wrapped_lm.named_modules() if module is layers)
+    renamed = {}
+    for key, value in state.items():
+        if key.startswith(prefix + "."):
+            index, rest = key[len(prefix) + 1 :].split(".", 1)
+            key = f"{prefix}.{index}.layer.{rest}"
+        renamed[key] = value
+    missing, unexpected = wrapped_lm.load_state_dict(renamed, strict=False)
+    missing = [k for k in missing if ".cross_attention." not in k]
+    if missing or unexpected:
+        raise RuntimeError(f"backbone weights do not fit: missing {missing[:3]}, unexpected {unexpected[:3]}")

@@ -1,0 +1,102 @@
+"""Vision encoders: the built-in small CNN, or any Hugging Face vision model.
+
+Both map a batch of single-channel images ``(B, 1, H, W)`` in [0, 1] to a sequence of
+feature tokens ``(B, N, C)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from lcid.errors import InputError
+
+
+class SmallCNN(nn.Module):
+    """Four stride-2 conv stages with GroupNorm and a learned position embedding.
+
+    Small and regularised (dropout on the tokens) for data sets of a few hundred images.
+    An ``image_size`` of 96 gives ``6 x 6 = 36`` tokens of ``channels[-1]`` features.
+    """
+
+    def __init__(self, *, channels: tuple[int, ...], image_size: int, dropout: float) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 1
+        for c in channels:
+            layers += [
+                nn.Conv2d(c_in, c, 3, stride=2, padding=1),
+                nn.GroupNorm(min(8, c), c),
+                nn.GELU(),
+                nn.Conv2d(c, c, 3, padding=1),
+                nn.GroupNorm(min(8, c), c),
+                nn.GELU(),
+            ]
+            c_in = c
+        self.features = nn.Sequential(*layers)
+        side = image_size
+        for _ in channels:
+            side = (side + 1) // 2
+        self.n_tokens = side * side
+        self.hidden_size = channels[-1]
+        self.position = nn.Parameter(torch.zeros(1, self.n_tokens, self.hidden_size))
+        nn.init.normal_(self.position, std=0.02)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, H, W)`` -> ``(B, N, C)``."""
+        maps = self.features(pixels)
+        tokens = maps.flatten(2).transpose(1, 2)
+        return self.dropout(tokens + self.position)
+
+
+class HFVisionEncoder(nn.Module):
+    """A Hugging Face vision model; grey images are repeated to three channels.
+
+    ``last_hidden_state`` of the model (``(B, N, C)``) is used as the token sequence.
+    Composite models (a full CLIP) are reduced to their ``vision_model``.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        cfg = model.config
+        self.hidden_size = int(getattr(cfg, "hidden_size", 0) or cfg.hidden_sizes[-1])
+        self.n_channels = int(getattr(cfg, "num_channels", 3))
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, H, W)`` in [0, 1] -> ``(B, N, C)``."""
+        x = (pixels - 0.5) / 0.5
+        x = x.expand(-1, self.n_channels, -1, -1)
+        out = self.model(pixel_values=x)
+        hidden = out.last_hidden_state
+        if hidden.ndim == 4:  # convolutional backbones: (B, C, h, w)
+            hidden = hidden.flatten(2).transpose(1, 2)
+        return hidden
+
+
+def _vision_part(model: nn.Module) -> nn.Module:
+    return getattr(model, "vision_model", None) or model
+
+
+def load_hf_vision(name_or_path: str) -> tuple[nn.Module, dict[str, Any]]:
+    """Load a pretrained Hugging Face vision model and its config dict (offline when cached)."""
+    from transformers import AutoModel
+
+    try:
+        model = AutoModel.from_pretrained(name_or_path)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot load vision encoder {name_or_path} ({exc.__class__.__name__})") from exc
+    model = _vision_part(model)
+    return model, model.config.to_dict()
+
+
+def vision_from_hf_config(hf_config: dict[str, Any]) -> nn.Module:
+    """Rebuild a Hugging Face vision model from its saved config, with random weights."""
+    from transformers import AutoConfig, AutoModel
+
+    cfg = dict(hf_config)
+    model_type = cfg.pop("model_type")
+    return _vision_part(AutoModel.from_config(AutoConfig.for_model(model_type, **cfg)))
