@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from lcid.server.app import ServerConfig, create_app
 
-from .conftest import REAL_SERIES, make_scan
+from tests.conftest import REAL_SERIES, make_scan
 
 
 @pytest.fixture

@@ -248,7 +248,10 @@ async function showViewer(result) {
   if (!window.niivue) { $("viewer-note").textContent = "The viewer could not load."; return; }
   try {
     if (!state.nv) {
-      state.nv = new window.niivue.Niivue({ backColor: [0, 0, 0, 1], show3Dcrosshair: false, loadingText: "loading the scan…" });
+      state.nv = new window.niivue.Niivue({
+        backColor: [0, 0, 0, 1], crosshairColor: [1, 0.3, 0.2, 0.7], crosshairWidth: 1, show3Dcrosshair: false,
+        loadingText: "loading the scan…",
+      });
       await state.nv.attachToCanvas($("viewer"));
     }
     const name = result.session.volume_url.split("/").pop();
@@ -326,6 +329,7 @@ async function ask(event) {
 }
 
 // ---------- wiring ----------
+window.lcidViewer = () => state.nv; // for the browser test and the curious
 document.addEventListener("DOMContentLoaded", () => {
   const drop = $("drop");
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
