@@ -125,3 +125,32 @@ def _fibonacci_sphere(n: int) -> np.ndarray:
     phi = np.arccos(1 - 2 * i / n)
     theta = np.pi * (1 + 5**0.5) * i
     return np.stack([np.cos(theta) * np.sin(phi), np.sin(theta) * np.sin(phi), np.cos(phi)], axis=1)
+
+
+#: trace of the inverse second-moment matrix of the DTI design row
+#: ``(x², y², z², 2xy, 2xz, 2yz)`` over the uniform sphere (E[x⁴] = 1/5, E[x²y²] = 1/15):
+#: 18 from the diagonal block plus 3 x 15/4 from the off-diagonal terms.
+_UNIFORM_DESIGN_TRACE = 29.25
+
+
+def effective_directions(vectors: np.ndarray) -> float:
+    """Tensor-estimation efficiency of a direction set, as an equivalent number of directions.
+
+    The A-optimality criterion: the total variance of a least-squares tensor fit is
+    proportional to ``trace((BᵀB)⁻¹)`` for the design ``B`` (rows ``x², y², z², 2xy, 2xz,
+    2yz``). ``N`` directions spread uniformly give ``29.25 / N``; this returns the ``N``
+    of a uniform set with the same variance. Well spread sets score close to their count,
+    sets bunched in a cap far less, coplanar sets (no tensor estimable) 0.
+
+    >>> round(effective_directions(np.eye(3)), 1)
+    0.0
+    """
+    dirs = direction_representatives(vectors)
+    if len(dirs) < 6:
+        return 0.0
+    x, y, z = dirs.T
+    design = np.stack([x * x, y * y, z * z, 2 * x * y, 2 * x * z, 2 * y * z], axis=1)
+    normal = design.T @ design
+    if np.linalg.cond(normal) > 1e10:
+        return 0.0
+    return float(_UNIFORM_DESIGN_TRACE / np.trace(np.linalg.inv(normal)))
