@@ -57,8 +57,8 @@ def overview_figures(scan: DWIScan, context: CheckContext | None) -> list[Eviden
         top = float(scan.bvals[dw].max())
         volumes = dw[np.abs(scan.bvals[dw] - top) <= 100]
         mean_dw = scan.data[..., volumes].mean(axis=3)
-        _add(out, f"Mean of the {volumes.size} volumes at b≈{top:.0f} s/mm². White matter looks darker than in the b0; "
-             "stripes, dark bands or a shifted outline are signs of problems.",
+        _add(out, f"Mean of the {volumes.size} volumes at b≈{top:.0f} s/mm². Fluid (the ventricles) is dark here; "
+             "stripes, dark bands or an outline shifted from the b0 are signs of problems.",
              lambda: figures.mosaic(mean_dw, title=f"Mean diffusion-weighted image, b≈{top:.0f} s/mm²",
                                     affine=scan.affine, mask=mask))  # fmt: skip
         _add(out, "Each dot is one gradient direction; a good scheme covers the sphere evenly.",
@@ -125,7 +125,7 @@ def _generic(finding: Finding, scan: DWIScan, out: list[Evidence], *, skip: set[
             thresholds = None
             if finding.problem in GRADED_PER_VOLUME:
                 thresholds = dict(zip(("mild", "moderate", "severe"), SCALE[finding.problem], strict=True))
-            _add(out, f"{_label(key).capitalize()} for every volume; red dots are the volumes flagged.",
+            _add(out, f"{_label(key).capitalize()}, one value per volume; red dots are the volumes flagged.",
                  lambda a=array, k=key, t=thresholds: figures.volume_trace(
                      a, title=f"{finding.problem.replace('_', ' ').capitalize()}: {_label(k)} per volume",
                      ylabel=_label(k), flagged=flagged, thresholds=t,

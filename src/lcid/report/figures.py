@@ -306,6 +306,8 @@ def score_bars(scores: Mapping[str, float], *, title: str, xlabel: str, referenc
     ax = fig.add_subplot(1, 1, 1)
     ax.barh(range(len(names)), values, color=colors)
     ax.set_yticks(range(len(names)), labels=[f"{n} (as given)" if n == reference else n for n in names], fontsize=8)
+    if values and min(values) > 0:  # zoom on the differences, which are what matters
+        ax.set_xlim(left=0.9 * min(values), right=max(values) + 0.05 * (max(values) - 0.9 * min(values)))
     ax.set_xlabel(xlabel)
     ax.set_title(title, fontsize=11)
     ax.grid(axis="x", alpha=0.3)
