@@ -77,7 +77,7 @@ def resolution_metrics(sizes: np.ndarray) -> dict:
     sizes
         Voxel edges (mm), shape ``(3,)``.
 
-    >>> resolution_metrics(np.array([2.0, 2.0, 4.0]))["supports"]
+    >>> resolution_metrics(np.array([2.0, 2.0, 3.0]))["supports"]
     ['dti']
     """
     largest, smallest = float(sizes.max()), float(sizes.min())
