@@ -197,6 +197,11 @@ function showCheck(result) {
   const findings = [...result.findings].sort((a, b) =>
     (a.applicable === false) - (b.applicable === false) || order[a.severity] - order[b.severity]);
   $("summary").replaceChildren(...findings.map(findingItem));
+  const found = findings.filter((f) => f.detected);
+  const counts = ["severe", "moderate", "mild"].map((s) => [s, found.filter((f) => f.severity === s).length]).filter(([, n]) => n);
+  $("verdict").textContent = found.length
+    ? `${found.length} of ${findings.length} possible problems found (${counts.map(([s, n]) => `${n} ${s}`).join(", ")}). Open a line to read what it means and what to do.`
+    : `None of the ${findings.length} problems we look for was found.`;
   const json = new Blob([JSON.stringify(stripSession(result), null, 2)], { type: "application/json" });
   $("dl-findings").href = URL.createObjectURL(json);
   $("dl-report").href = result.session.report_url;
