@@ -1,0 +1,65 @@
+"""A training recipe: the YAML file given to ``lcid train autoencoder|ldm --config``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lcid.errors import InputError
+from lcid.train.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Data, architecture and training settings of both stages.
+
+    YAML layout::
+
+        out_dir: runs/pneumoniamnist
+        seed: 0
+        data: {kind: pneumoniamnist, path: /data/pneumoniamnist, size: 32}
+        autoencoder: {spec: {...}, kl_weight: 1e-6, background_weight: 0.1,
+                      adversarial_weight: 0.0, train: {steps: 1500, batch_size: 64}}
+        ldm: {spec: {...}, train: {steps: 3000, batch_size: 64}}
+    """
+
+    out_dir: str
+    data: dict[str, Any]
+    autoencoder: dict[str, Any]
+    ldm: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    source: str = ""
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recipe:
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"config file not found: {path}")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise InputError(f"config {path} is not valid YAML ({exc.__class__.__name__})") from exc
+        unknown = sorted(set(values) - {"out_dir", "data", "autoencoder", "ldm", "seed"})
+        if unknown:
+            raise InputError(f"unknown config sections in {path}: {', '.join(unknown)}")
+        for key in ("out_dir", "data", "autoencoder"):
+            if key not in values:
+                raise InputError(f"config {path} lacks '{key}'")
+        return cls(**values, source=str(path))
+
+    def train_config(self, stage: str) -> TrainConfig:
+        """The shared loop's settings for ``stage`` ("autoencoder" or "ldm")."""
+        section = getattr(self, stage)
+        values = {"seed": self.seed, **dict(section.get("train", {}))}
+        return TrainConfig.from_dict({"out_dir": str(self.stage_dir(stage) / "run"), **values})
+
+    def stage_dir(self, stage: str) -> Path:
+        return Path(self.out_dir) / stage
+
+    @property
+    def model_dir(self) -> Path:
+        """Where the finished two-stage model is saved."""
+        return Path(self.out_dir) / "model"
