@@ -39,6 +39,9 @@ def fail(message: str) -> None:
 from lcid.cli import check as _check  # noqa: E402
 
 _check.register(app)
+from lcid.cli import synth as _synth  # noqa: E402
+
+_synth.register(app)
 from lcid.cli import simulate as _simulate  # noqa: E402
 
 _simulate.register(app)
