@@ -159,6 +159,28 @@ def test_zip_of_nifti_with_gradients_is_unpacked(client: TestClient, series_file
     assert len(client.app.state.sessions) == 0  # the failed session was deleted
 
 
+def test_dicom_zip_is_converted_without_identifiers(client: TestClient, tmp_path: Path, monkeypatch) -> None:
+    """A zip of a DICOM series goes through dcm2niix; the DICOM files are deleted after."""
+    from lcid.server import analysis
+    from tests.dicom_series import write_dicom_series
+
+    write_dicom_series(tmp_path / "dicom")
+    archive = zip_bytes({f"series/{p.name}": p.read_bytes() for p in sorted((tmp_path / "dicom").rglob("*")) if p.is_file()})
+    seen = {}
+
+    def fake_check(series, folder):
+        seen["bvals"] = series.bval.read_text().split()
+        seen["sidecar"] = series.sidecar.read_text()
+        seen["files"] = sorted(p.name for p in folder.rglob("*"))
+        raise analysis.InputError("stop here")
+
+    monkeypatch.setattr(analysis, "run_check", fake_check)
+    assert_error(client.post("/api/check", files={"dwi": ("s.zip", archive)}), 422, "stop here")
+    assert len(seen["bvals"]) == 7
+    assert "SECRET123" not in seen["sidecar"] and "Doe" not in seen["sidecar"]
+    assert seen["files"] == ["volume.bval", "volume.bvec", "volume.json", "volume.nii.gz"]
+
+
 def test_unknown_session_and_routes_are_404(client: TestClient) -> None:
     assert_error(client.get("/api/session/AAAAAAAAAAAAAAAAAAAAAA/report.html"), 404, "session")
     assert_error(client.get("/api/session/..%2F..%2Fetc/passwd"), 404)
