@@ -84,6 +84,45 @@ def test_too_large_is_413(client: TestClient, series_files) -> None:
     assert client.get("/api/health").status_code == 200
 
 
+def test_too_large_stream_without_length_is_413(client: TestClient) -> None:
+    """A chunked body (no Content-Length) is refused once it passes the limit."""
+
+    def body():
+        yield b'--x\r\nContent-Disposition: form-data; name="dwi"; filename="a.nii"\r\n\r\n'
+        for _ in range(64):  # 64 x 128 KiB = 8 MiB > 4 MiB + slack
+            yield bytes(128 << 10)
+        yield b"\r\n--x--\r\n"
+
+    response = client.post("/api/check", content=body(), headers={"content-type": "multipart/form-data; boundary=x"})
+    assert_error(response, 413, "limit")
+    assert client.get("/api/health").status_code == 200
+
+
+def test_body_limit_stops_reading_early() -> None:
+    """At the ASGI level: the app sees no chunk past the limit, the client gets 413."""
+    import asyncio
+
+    from lcid.server.body_limit import BodyLimit
+
+    chunks = [{"type": "http.request", "body": bytes(1000), "more_body": True} for _ in range(100)]
+    consumed, sent = [], []
+
+    async def receive():
+        consumed.append(1)
+        return chunks[len(consumed) - 1]
+
+    async def send(message):
+        sent.append(message)
+
+    async def reader(scope, receive, send):
+        while (await receive())["more_body"]:
+            pass
+
+    asyncio.run(BodyLimit(reader, max_bytes=5500)({"type": "http", "headers": []}, receive, send))
+    assert len(consumed) == 6
+    assert sent[0]["status"] == 413
+
+
 def test_missing_gradients_is_400(client: TestClient, series_files) -> None:
     files = {"dwi": series_files["dwi"]}
     assert_error(post_check(client, files), 400, "bval")

@@ -15,8 +15,9 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(BaseException):
+    """Raised from ``receive``; a BaseException so that the form parser's ``except Exception``
+    (which turns every error into "400 error parsing the body") lets it through."""
 
 
 class BodyLimit:
