@@ -123,7 +123,7 @@ def test_check_a_real_series_view_it_and_ask(page) -> None:
     assert lights.count() == 11
     assert "72 × 72 × 39 × 21" in page.inner_text("#acquisition")
     # The viewer loaded the volume and steps through diffusion volumes.
-    page.wait_for_function("window.lcidViewerReady === true", timeout=60_000)
+    page.wait_for_function("() => window.lcidViewerReady === true", timeout=60_000)
     page.fill("#volume", "5")
     page.dispatch_event("#volume", "input")
     assert "volume 5 of 20 (b=2500)" in page.inner_text("#volume-label")

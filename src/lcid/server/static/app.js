@@ -277,7 +277,11 @@ function setVolume(index) {
   const nv = state.nv;
   $("volume").value = String(index);
   updateVolumeLabel(index, +$("volume").max + 1);
-  if (nv && nv.volumes.length) nv.setFrame4D(nv.volumes[0].id, index);
+  if (!nv || !nv.volumes.length) return;
+  nv.setFrame4D(nv.volumes[0].id, index);
+  // Window each volume on its own: b>0 volumes are much darker than the b=0 volume.
+  nv.volumes[0].calMinMax(index);
+  nv.updateGLVolume();
 }
 
 function goTo(place) {
