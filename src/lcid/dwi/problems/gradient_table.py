@@ -97,7 +97,7 @@ def table_issues(bvals: np.ndarray, bvecs: np.ndarray) -> dict:
     dict
         ``zero_vector_dw`` (b > b0 threshold with a zero vector), ``non_unit_vectors``,
         ``bvec_norm_encodes_b`` (True when all DW volumes share one nominal b and the norms
-        scale it, which is a convention, not an error), ``bval_unit_suspect`` (``""``,
+        scale it in levels of at least two directions: a convention, not an error), ``bval_unit_suspect`` (``""``,
         ``"ms/um2"`` or ``"s/m2"``) and ``bad_volumes`` (sorted indices).
     """
     norms = np.linalg.norm(bvecs, axis=1)
@@ -105,8 +105,14 @@ def table_issues(bvals: np.ndarray, bvecs: np.ndarray) -> dict:
     zero = is_dw & (norms < 1e-6)
     off_unit = is_dw & (norms >= 1e-6) & (np.abs(norms - 1.0) > UNIT_TOLERANCE)
     dw_b = bvals[is_dw]
+    # The convention writes one nominal b and shells as norm levels, each with several
+    # directions; a lone short vector in a unit table is an error, not a shell.
+    _, level_counts = np.unique(np.round(norms[off_unit], 2), return_counts=True)
     norm_encodes_b = bool(
-        off_unit.any() and np.ptp(dw_b) <= 1.0 and np.all(norms[is_dw] <= 1.0 + UNIT_TOLERANCE)
+        off_unit.any()
+        and np.ptp(dw_b) <= 1.0
+        and np.all(norms[is_dw] <= 1.0 + UNIT_TOLERANCE)
+        and level_counts.min() >= 2
     )
     non_unit = np.zeros_like(off_unit) if norm_encodes_b else off_unit
     unit_suspect = ""
@@ -153,7 +159,7 @@ def coherence_scores(
     fa
         Fractional anisotropy ``(X, Y, Z)``, used as the weight.
     wm
-        Voxels to score, bool ``(X, Y, Z)``.
+        Voxels to score, bool ``(X, Y, Z)``; none on the array's faces.
     voxel_size_mm
         Voxel edges, to turn a direction in mm into a step between voxels.
 
@@ -169,13 +175,12 @@ def coherence_scores(
     idx = np.argwhere(wm)
     e = evecs[wm]
     weight = fa[wm]
-    shape = np.array(wm.shape)
     # Coherence with the two neighbours along each of the 13 step directions.
     along = np.empty((len(idx), len(offsets)))
     for j, offset in enumerate(offsets):
         total = np.zeros(len(idx))
         for sign in (1, -1):
-            nb = np.clip(idx + sign * offset, 0, shape - 1)
+            nb = idx + sign * offset  # in bounds: ``wm`` excludes the array's faces
             total += np.abs(np.sum(e * evecs[nb[:, 0], nb[:, 1], nb[:, 2]], axis=1))
         along[:, j] = total / 2
     scores = {}
@@ -219,6 +224,8 @@ def _axis_check(
     if np.linalg.det(scan.affine[:3, :3]) > 0:
         evecs = evecs * np.array([-1.0, 1.0, 1.0])  # FSL bvecs are radiological: x is flipped
     wm = mask & (fa > FA_THRESHOLD)
+    # Voxels on the array's faces have neighbours outside it: leave them out, not clipped.
+    wm[[0, -1], :, :] = wm[:, [0, -1], :] = wm[:, :, [0, -1]] = False
     if wm.sum() < MIN_WM_VOXELS:
         return {"axis_check_applicable": False, "axis_check_reason": "too little white matter (FA > 0.3)"}
     scores = coherence_scores(evecs, fa, wm, scan.voxel_size_mm)
