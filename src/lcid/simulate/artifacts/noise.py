@@ -63,7 +63,8 @@ def input_sigma(scan: DWIScan, mask: np.ndarray, *, b0_volumes: np.ndarray) -> f
     unit = np.where(norms > 1e-6, scan.bvecs / np.maximum(norms, 1e-6), 0.0)
     try:
         gtab = gradient_table(scan.bvals, bvecs=unit, b0_threshold=50)
-        sigma = pca_noise_estimate(scan.data, gtab, correct_bias=True, smooth=2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sigma = pca_noise_estimate(scan.data, gtab, correct_bias=True, smooth=2)
         value = float(np.median(sigma[mask])) if mask.any() else float(np.median(sigma))
         if np.isfinite(value) and value > 0:
             return value
