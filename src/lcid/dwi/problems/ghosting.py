@@ -41,7 +41,7 @@ def detect(scan: DWIScan, context: CheckContext) -> Finding:
     """
     pe_axis = 1 if context.pe_axis is None else int(context.pe_axis)
     head = head_mask(context.b0, context.mask)
-    regions = ghost_regions(head, pe_axis=pe_axis)
+    regions = ghost_regions(head, context.mask, pe_axis=pe_axis)
     if regions is None:
         return Finding(
             problem=PROBLEM,
@@ -91,16 +91,20 @@ def head_mask(b0: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return ndimage.binary_fill_holes(head)
 
 
-def ghost_regions(mask: np.ndarray, *, pe_axis: int) -> tuple[np.ndarray, np.ndarray] | None:
+def ghost_regions(
+    head: np.ndarray, mask: np.ndarray, *, pe_axis: int
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Ghost and non-ghost background regions, bool ``(X, Y, Z)`` each, or None when too small.
 
-    ``mask`` is the head mask. The ghost region is the mask rolled by half the matrix along ``pe_axis`` (both
-    directions are the same roll modulo the FOV), outside the dilated object.
+    The ghost region is the object ``mask`` rolled by half the matrix along ``pe_axis`` (both
+    directions are the same roll modulo the FOV), outside the dilated ``head``; so a ghost of
+    relative amplitude ``a`` gives a GSR of about ``a``. The non-ghost region is the rest of
+    the background, away from the rolled head.
     """
-    outside = ~ndimage.binary_dilation(mask, iterations=DILATION)
-    shifted = np.roll(mask, mask.shape[pe_axis] // 2, axis=pe_axis)
-    ghost = shifted & outside
-    nonghost = outside & ~ndimage.binary_dilation(shifted, iterations=DILATION)
+    outside = ~ndimage.binary_dilation(head, iterations=DILATION)
+    half = head.shape[pe_axis] // 2
+    ghost = np.roll(mask, half, axis=pe_axis) & outside
+    nonghost = outside & ~ndimage.binary_dilation(np.roll(head, half, axis=pe_axis), iterations=DILATION)
     if ghost.sum() < MIN_REGION_VOXELS or nonghost.sum() < MIN_REGION_VOXELS:
         return None
     return ghost, nonghost
