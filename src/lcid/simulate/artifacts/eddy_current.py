@@ -18,7 +18,6 @@ Written by hand because neither TorchIO nor DIPY has a gradient-dependent PE-onl
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from lcid.dwi.gradients import b0_mask
 from lcid.io.scan import DWIScan
@@ -67,12 +66,29 @@ def apply(scan: DWIScan, params: dict) -> tuple[DWIScan, dict]:
             continue
         # Output PE position y' = y + t + s·(r - c); solve for the source y.
         others = sum(s[a] * rel[a] for a in range(3) if a != pe)
-        source = list(grid)
-        source[pe] = (rel[pe] - t - others) / np.float32(1 + s[pe]) + np.float32(centre[pe])
-        warped = ndimage.map_coordinates(scan.data[..., v], source, order=1, mode="constant", cval=0.0)
-        data[..., v] = warped / np.float32(1 + s[pe])
+        source = (rel[pe] - t - others) / np.float32(1 + s[pe]) + np.float32(centre[pe])
+        data[..., v] = resample_along(scan.data[..., v], source, axis=pe) / np.float32(1 + s[pe])
     volumes = [int(v) for v, d in enumerate(params["per_volume_max_voxels"]) if d >= VISIBLE_VOXELS]
     return scan.replace(data=data), {"volumes": volumes}
+
+
+def resample_along(volume: np.ndarray, source: np.ndarray, *, axis: int) -> np.ndarray:
+    """Linear interpolation of ``volume`` at positions ``source`` along one ``axis``.
+
+    Samples outside the grid are zero (fading linearly within one voxel of the edge). Like
+    ``scipy.ndimage.map_coordinates(order=1, cval=0)`` with the other coordinates on the
+    grid, but a 1D gather is several times faster on whole-brain volumes.
+    """
+    n = volume.shape[axis]
+    low = np.floor(source)
+    weight = (source - low).astype(np.float32)
+    low = low.astype(np.int64)
+    out = np.zeros(volume.shape, np.float32)
+    for index, w in ((low, 1.0 - weight), (low + 1, weight)):
+        inside = (index >= 0) & (index < n)
+        values = np.take_along_axis(volume, np.clip(index, 0, n - 1), axis=axis)
+        out += np.where(inside, values * w, 0.0).astype(np.float32)
+    return out
 
 
 def _coefficients(scan: DWIScan, k: np.ndarray) -> np.ndarray:
