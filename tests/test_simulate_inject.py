@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import REAL_SERIES
 from lcid.cli import app
-from lcid.cli.simulate import write_scan
+from lcid.io.nifti import save_dwi
 from lcid.dwi.severity import grade
 from lcid.errors import InputError
 from lcid.io.nifti import load_dwi
@@ -66,7 +66,7 @@ def test_bad_arguments(small):
 
 def _write_input(scan, folder):
     folder.mkdir()
-    write_scan(scan, folder, stem="dwi")
+    save_dwi(scan, folder, name="dwi")
     return folder / "dwi.nii.gz"
 
 
@@ -135,6 +135,6 @@ def test_real_series_all_core_problems(tmp_path):
         assert 0 <= s < out.shape[2] and 0 <= v < out.n_volumes
     folder = tmp_path / "sim"
     folder.mkdir()
-    write_scan(out, folder)
+    save_dwi(out, folder)
     reread = load_dwi(folder / "dwi.nii.gz")
     assert reread.shape == out.shape and np.allclose(reread.affine, out.affine)

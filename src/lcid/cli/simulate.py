@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 
@@ -93,34 +92,12 @@ def _load_source(source: str, *, seed: int) -> DWIScan:
 def _write_outputs(scan: DWIScan, out: Path, *, truth: dict | None = None, labels: np.ndarray | None = None) -> None:
     """Write the scan (and truth/labels) into ``out`` atomically."""
     from lcid.io.atomic import atomic_dir
+    from lcid.io.nifti import nifti_bytes, save_dwi
 
     with atomic_dir(out) as tmp:
-        write_scan(scan, tmp, stem="dwi")
+        save_dwi(scan, tmp, name="dwi")
         if labels is not None:
             (tmp / "labels.nii.gz").write_bytes(nifti_bytes(labels.astype(np.int16), scan.affine))
         if truth is not None:
             (tmp / "truth.json").write_text(json.dumps(truth, indent=2) + "\n")
 
-
-def write_scan(scan: DWIScan, folder: Path, *, stem: str = "dwi") -> None:
-    """Write ``stem.nii.gz``, ``.bval``, ``.bvec`` (and ``.json`` when the scan has a sidecar).
-
-    The gzip stream has no timestamp, so the same scan always gives the same bytes.
-    """
-    from lcid.io.gradient_files import write_gradients
-
-    (folder / f"{stem}.nii.gz").write_bytes(nifti_bytes(scan.data.astype(np.float32), scan.affine))
-    write_gradients(scan.bvals, scan.bvecs, folder / stem)
-    if scan.sidecar:
-        (folder / f"{stem}.json").write_text(json.dumps(scan.sidecar, indent=2, sort_keys=True) + "\n")
-
-
-def nifti_bytes(data: np.ndarray, affine: np.ndarray) -> bytes:
-    """A gzipped NIfTI-1 image with scanner-anchored qform/sform, mm and s units, mtime 0."""
-    import nibabel as nib
-
-    image = nib.Nifti1Image(data, affine)
-    image.header.set_xyzt_units("mm", "sec")
-    image.set_qform(affine, code=1)
-    image.set_sform(affine, code=1)
-    return gzip.compress(image.to_bytes(), compresslevel=6, mtime=0)

@@ -137,21 +137,33 @@ def missing_sidecar_fields(sidecar: dict) -> list[str]:
     return [name for name in SIDECAR_FIELDS if name not in sidecar]
 
 
+
 def save_dwi(scan: DWIScan, folder: str | Path, *, name: str = "dwi") -> Path:
     """Write ``name.nii.gz``, ``name.bval``, ``name.bvec`` (and ``name.json`` when the scan has
-    a sidecar) into ``folder``; returns the image path. Callers that need all-or-nothing
-    output write into a :func:`lcid.io.atomic.atomic_dir`.
-    """
-    import nibabel as nib
+    a sidecar) into ``folder``; returns the image path.
 
+    The gzip stream carries no timestamp, so the same scan always gives the same bytes.
+    Callers that need all-or-nothing output write into a :func:`lcid.io.atomic.atomic_dir`.
+    """
     from lcid.io.gradient_files import write_gradients
 
     folder = Path(folder)
     image = folder / f"{name}.nii.gz"
-    header = nib.Nifti1Header()
-    header.set_xyzt_units("mm", "sec")
-    nib.save(nib.Nifti1Image(np.asarray(scan.data, dtype=np.float32), scan.affine, header=header), str(image))
+    image.write_bytes(nifti_bytes(np.asarray(scan.data, dtype=np.float32), scan.affine))
     write_gradients(scan.bvals, scan.bvecs, folder / name)
     if scan.sidecar:
-        (folder / f"{name}.json").write_text(json.dumps(scan.sidecar, indent=2) + "\n")
+        (folder / f"{name}.json").write_text(json.dumps(scan.sidecar, indent=2, sort_keys=True) + "\n")
     return image
+
+
+def nifti_bytes(data: np.ndarray, affine: np.ndarray) -> bytes:
+    """A gzipped NIfTI-1 image with scanner-anchored qform/sform, mm and s units, mtime 0."""
+    import gzip
+
+    import nibabel as nib
+
+    image = nib.Nifti1Image(data, affine)
+    image.header.set_xyzt_units("mm", "sec")
+    image.set_qform(affine, code=1)
+    image.set_sform(affine, code=1)
+    return gzip.compress(image.to_bytes(), compresslevel=6, mtime=0)
