@@ -22,7 +22,9 @@ few_directions     deficit: 30 minus unique directions of the     1       19    
 noise              1 / SNR of the b0 in the mask (SNR 20, 10, 5)  0.05    0.1       0.2
 gibbs_ringing      ringing amplitude at edges (fraction of step)  0.05    0.1       0.2
 ghosting           ghost-to-signal ratio                          0.03    0.06      0.12
-spikes             fraction of slices with spike energy           0.002   0.01      0.03
+spikes             fraction of (volume, slice) pairs with a       0.0005  0.005     0.02
+                   k-space spike (one spiked slice in 2000
+                   already matters)
 gradient_table     fraction of DW volumes with an inconsistent    0.01    0.2       0.5
                    gradient (flip/permutation counts as 1.0)
 =================  ============================================  ======  ========  ======
@@ -45,7 +47,7 @@ SCALE: dict[str, tuple[float, float, float]] = {
     "noise": (0.05, 0.1, 0.2),
     "gibbs_ringing": (0.05, 0.1, 0.2),
     "ghosting": (0.03, 0.06, 0.12),
-    "spikes": (0.002, 0.01, 0.03),
+    "spikes": (0.0005, 0.005, 0.02),
     "gradient_table": (0.01, 0.2, 0.5),
 }
 
