@@ -1,0 +1,108 @@
+"""Model parts, tokenizer, save/load, Hugging Face backbones and a tiny overfit."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lcid.vlm.config import VLMConfig
+from lcid.vlm.gated_cross_attention import GatedCrossAttentionBlock
+from lcid.vlm.model import FlamingoVLM
+from lcid.vlm.resampler import PerceiverResampler
+from lcid.vlm.tokenizer import VLMTokenizer
+from lcid.vlm.vision import SmallCNN
+
+TEXTS = ["question: is there a mass in the brain? answer: yes", "question: which lung? answer: left lung",
+         "question: is this a ct scan? answer: no"] * 5
+TINY = dict(image_size=32, cnn_channels=(4, 8), dim=32, n_layers=2, n_heads=2, n_latents=4, max_length=32,
+            dropout=0.0)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return VLMTokenizer.train(TEXTS, vocab_size=300)
+
+
+def _batch(tok, text="question: is there a mass in the brain? answer:"):
+    ids = torch.tensor([[tok.bos_id, *tok.encode(text)]])
+    return ids, torch.ones_like(ids)
+
+
+def test_tokenizer_round_trip(tokenizer, tmp_path):
+    text = "is there a mass in the left lung? t1/t2, 3.5 cm!"
+    assert tokenizer.decode(tokenizer.encode(text)) == text
+    tokenizer.save(tmp_path)
+    again = VLMTokenizer.load(tmp_path)
+    assert again.encode(text) == tokenizer.encode(text)
+    assert (again.pad_id, again.bos_id, again.eos_id) == (0, 1, 2)
+
+
+def test_part_shapes():
+    cnn = SmallCNN(channels=(4, 8, 16), image_size=40, dropout=0.0)
+    tokens = cnn(torch.rand(3, 1, 40, 40))
+    assert tokens.shape == (3, cnn.n_tokens, 16) and cnn.n_tokens == 25
+    latents = PerceiverResampler(16, n_latents=6, depth=2, n_heads=2, dropout=0.0)(tokens)
+    assert latents.shape == (3, 6, 16)
+    block = GatedCrossAttentionBlock(16, n_heads=2, dropout=0.0)
+    text = torch.randn(3, 7, 16)
+    assert torch.equal(block(text, latents), text)  # gates start at zero
+    with torch.no_grad():
+        block.attn_gate.fill_(1.0)
+    assert not torch.allclose(block(text, latents), text)
+
+
+def test_gates_zero_means_plain_language_model(tokenizer):
+    torch.manual_seed(0)
+    model = FlamingoVLM.build(VLMConfig(**TINY, head_labels=("yes", "no")), tokenizer).eval()
+    ids, mask = _batch(tokenizer)
+    with_image = model(torch.rand(1, 1, 32, 32), ids, mask)
+    without = model(None, ids, mask)
+    assert with_image["logits"].shape == (1, ids.shape[1], model.cfg.vocab_size)
+    assert with_image["head_logits"].shape == (1, 2)
+    assert torch.equal(with_image["logits"], without["logits"])
+    plain = model.lm(input_ids=ids, attention_mask=mask).logits  # the LM alone, no conditioning set
+    assert torch.equal(plain, without["logits"])
+
+
+def test_save_load_bit_identical(tokenizer, tmp_path):
+    torch.manual_seed(1)
+    model = FlamingoVLM.build(VLMConfig(**TINY, head_labels=("yes", "no", "left lung")), tokenizer)
+    with torch.no_grad():
+        for block in model.modules():
+            if isinstance(block, GatedCrossAttentionBlock):
+                block.attn_gate.fill_(0.5)
+    model.save_pretrained(tmp_path, config=model.cfg.to_dict())
+    assert {"config.json", "model.safetensors", "README.md", "tokenizer.json"} <= {p.name for p in tmp_path.iterdir()}
+    loaded = FlamingoVLM.from_pretrained(str(tmp_path))
+    assert loaded.cfg == model.cfg
+    a, b = model.state_dict(), loaded.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    ids, mask = _batch(tokenizer)
+    pixels = torch.rand(1, 1, 32, 32)
+    assert torch.equal(model.eval()(pixels, ids, mask)["logits"], loaded.eval()(pixels, ids, mask)["logits"])
+
+
+def test_hf_backbones_from_tiny_offline_configs(tokenizer, tmp_path, monkeypatch):
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast, ViTConfig, ViTModel
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    vit = ViTModel(ViTConfig(image_size=32, patch_size=8, num_channels=3, hidden_size=24, num_hidden_layers=1,
+                             num_attention_heads=2, intermediate_size=32), add_pooling_layer=False)
+    vit.save_pretrained(tmp_path / "vit")
+    gpt = GPT2LMHeadModel(GPT2Config(vocab_size=tokenizer.vocab_size, n_positions=32, n_embd=32, n_layer=2, n_head=2))
+    gpt.save_pretrained(tmp_path / "gpt")
+    PreTrainedTokenizerFast(tokenizer_object=tokenizer.backend).save_pretrained(tmp_path / "gpt")
+
+    hf_tok = VLMTokenizer.from_hf(str(tmp_path / "gpt"))
+    cfg = VLMConfig(vision=str(tmp_path / "vit"), language=str(tmp_path / "gpt"), n_latents=4, n_heads=2,
+                    max_length=32, head_labels=("yes", "no"))
+    model = FlamingoVLM.build(cfg, hf_tok).eval()
+    assert model.cfg.vision_hf_config["model_type"] == "vit" and model.cfg.image_size == 32
+    assert torch.equal(model.vision.model.embeddings.patch_embeddings.projection.weight,
+                       vit.embeddings.patch_embeddings.projection.weight)
+    ids, mask = _batch(hf_tok)
+    out = model(torch.rand(1, 1, 32, 32), ids, mask)
+    assert torch.allclose(out["logits"], gpt.eval()(input_ids=ids, attention_mask=mask).logits, atol=1e-6)
+    model.save_pretrained(tmp_path / "vlm", config=model.cfg.to_dict())
+    loaded = FlamingoVLM.from_pretrained(str(tmp_path / "vlm")).eval()
+    assert torch.equal(loaded(None, ids, mask)["logits"], model(None, ids, mask)["logits"])
