@@ -118,7 +118,8 @@ def test_check_a_real_series_view_it_and_ask(page) -> None:
     page.set_input_files("#files", _series_files())
     page.wait_for_selector("#chosen li:has-text('DWI_dir80_AP.json')")
     page.click("#run")
-    page.wait_for_selector("#results:not([hidden])", timeout=240_000)
+    page.wait_for_selector("#results:not([hidden]), #error:not([hidden])", timeout=240_000)
+    assert page.is_hidden("#error"), page.inner_text("#error")
     lights = page.locator("#summary > li")
     assert lights.count() == 11
     assert "72 × 72 × 39 × 21" in page.inner_text("#acquisition")
@@ -134,14 +135,15 @@ def test_check_a_real_series_view_it_and_ask(page) -> None:
     # The report with the figures is shown and can be downloaded.
     assert page.get_attribute("#dl-report", "href").endswith("/report.html")
     assert "lcid" in page.frame_locator("#report").locator("body").inner_text(timeout=30_000).lower()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "serve_check.png"), full_page=True)
     # A question about the scan gets an answer.
     page.fill("#question", "Is there motion in this scan?")
     page.click("#ask")
     page.wait_for_selector("#chat li.a:not(.pending)", timeout=120_000)
     answer = page.inner_text("#chat li.a")
+    page.screenshot(path=str(ARTIFACTS / "serve_check_chat.png"), full_page=True)
     assert answer.strip() and not answer.startswith("No answer"), answer
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "serve_check.png"), full_page=True)
 
 
 def test_ask_about_a_real_slice(page, tmp_path: Path) -> None:
@@ -155,7 +157,8 @@ def test_ask_about_a_real_slice(page, tmp_path: Path) -> None:
     Image.fromarray(np.rot90(scaled * 255).astype(np.uint8)).save(slice_png)
     page.set_input_files("#files", str(slice_png))
     page.click("#run")
-    page.wait_for_selector("#slice-result:not([hidden])", timeout=120_000)
+    page.wait_for_selector("#slice-result:not([hidden]), #error:not([hidden])", timeout=120_000)
+    assert page.is_hidden("#error"), page.inner_text("#error")
     assert page.inner_text("#slice-answer").strip()
     assert page.locator("#slice-problems > li").count() >= 1
     page.fill("#question", "What would improve this image?")

@@ -255,7 +255,7 @@ async function showViewer(result) {
     if (!state.nv) {
       state.nv = new window.niivue.Niivue({
         backColor: [0, 0, 0, 1], crosshairColor: [1, 0.3, 0.2, 0.7], crosshairWidth: 1, show3Dcrosshair: false,
-        loadingText: "loading the scan…",
+        loadingText: "loading the scan...",
       });
       await state.nv.attachToCanvas($("viewer"));
     }
