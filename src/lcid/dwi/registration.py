@@ -63,7 +63,7 @@ MAX_POINTS = 12000
 #: Prior standard deviations of the parameters: translation (mm), rotation (rad),
 #: PE affine (dimensionless), log intensity gain. Wide: they only matter where the image
 #: carries no information.
-PRIOR_SD = np.array([10.0, 10.0, 10.0, 0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 1.0])
+PRIOR_SD = np.array([10.0, 10.0, 10.0, 0.1, 0.1, 0.1, 0.2, 0.2, 0.2, 1.0])
 #: Huber constant (in robust standard deviations of the residual).
 HUBER_K = 1.345
 
