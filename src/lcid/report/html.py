@@ -106,7 +106,7 @@ def _summary(findings: Findings, titles: dict[str, str]) -> str:
     for f in findings.findings:
         state = _state(f)
         confidence = f"{f.confidence:.0%}" if f.applicable else "-"
-        first = f.explanation.split(". ")[0].rstrip(".") + "." if f.explanation else ""
+        first = first_sentence(f.explanation)
         rows.append(
             f'<tr><td><a href="#{escape(f.problem)}">{escape(titles.get(f.problem, f.problem))}</a></td>'
             f'<td class="sev">{_light(state)}{escape(LABELS[state])}</td><td>{confidence}</td>'
@@ -221,3 +221,15 @@ def _advice(finding: Finding) -> str:
     return "".join(
         f'<h3>{escape(name)}</h3><ul class="advice">{"".join(items)}</ul>' for name, items in groups.items() if items
     )
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of ``text``, not fooled by abbreviations such as "e.g." or "i.e.".
+
+    >>> first_sentence("Slices are dark (e.g. 3 and 4). Replace them.")
+    'Slices are dark (e.g. 3 and 4).'
+    """
+    import re
+
+    match = re.search(r"(?<!\be\.g)(?<!\bi\.e)\.\s+(?=[A-Z])", text)
+    return text[: match.start() + 1] if match else text
