@@ -128,6 +128,30 @@ def _field(item: dict, key: str, where: str) -> object:
     return item[key]
 
 
+def _read_json_samples(
+    json_path: Path, folder: Path, *, image_key: str, type_key: str, organ_key: str, english_only: bool = False
+) -> list[VQASample]:
+    """Samples of a JSON list whose field names differ between data sets."""
+    samples = []
+    for i, item in enumerate(_load_json_list(json_path)):
+        where = f"{json_path.name} item {i}"
+        if english_only and isinstance(item, dict) and str(item.get("q_lang", "en")) != "en":
+            continue
+        answer = normalize_answer(_field(item, "answer", where))
+        samples.append(
+            VQASample(
+                qid=str(item.get("qid", i)),
+                image_path=_image(folder, str(_field(item, image_key, where)), where),
+                question=str(_field(item, "question", where)).strip(),
+                answer=answer,
+                answer_type=_answer_type(item.get("answer_type"), answer),
+                question_type=str(item.get(type_key, "")).strip(),
+                organ=str(item.get(organ_key, "")).strip(),
+            )
+        )
+    return samples
+
+
 def read_vqa_rad(json_path: str | Path, *, image_dir: str | Path | None = None) -> list[VQASample]:
     """Read a VQA-RAD JSON file (``trainset.json`` / ``testset.json``).
 
@@ -145,22 +169,8 @@ def read_vqa_rad(json_path: str | Path, *, image_dir: str | Path | None = None) 
     """
     json_path = Path(json_path)
     folder = Path(image_dir) if image_dir is not None else json_path.parent / "images"
-    samples = []
-    for i, item in enumerate(_load_json_list(json_path)):
-        where = f"{json_path.name} item {i}"
-        answer = normalize_answer(_field(item, "answer", where))
-        samples.append(
-            VQASample(
-                qid=str(item.get("qid", i)),
-                image_path=_image(folder, str(_field(item, "image_name", where)), where),
-                question=str(_field(item, "question", where)).strip(),
-                answer=answer,
-                answer_type=_answer_type(item.get("answer_type"), answer),
-                question_type=str(item.get("question_type", "")).strip(),
-                organ=str(item.get("image_organ", "")).strip(),
-            )
-        )
-    return samples
+    return _read_json_samples(json_path, folder, image_key="image_name", type_key="question_type",
+                              organ_key="image_organ")
 
 
 def read_slake(json_path: str | Path, *, image_dir: str | Path | None = None) -> list[VQASample]:
@@ -175,24 +185,8 @@ def read_slake(json_path: str | Path, *, image_dir: str | Path | None = None) ->
     """
     json_path = Path(json_path)
     folder = Path(image_dir) if image_dir is not None else json_path.parent / "imgs"
-    samples = []
-    for i, item in enumerate(_load_json_list(json_path)):
-        where = f"{json_path.name} item {i}"
-        if str(item.get("q_lang", "en")) != "en":
-            continue
-        answer = normalize_answer(_field(item, "answer", where))
-        samples.append(
-            VQASample(
-                qid=str(item.get("qid", i)),
-                image_path=_image(folder, str(_field(item, "img_name", where)), where),
-                question=str(_field(item, "question", where)).strip(),
-                answer=answer,
-                answer_type=_answer_type(item.get("answer_type"), answer),
-                question_type=str(item.get("content_type", "")).strip(),
-                organ=str(item.get("location", "")).strip(),
-            )
-        )
-    return samples
+    return _read_json_samples(json_path, folder, image_key="img_name", type_key="content_type",
+                              organ_key="location", english_only=True)
 
 
 def read_vqa_med(
