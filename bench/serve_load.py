@@ -8,7 +8,8 @@ endpoint keeps ``--concurrency`` clients busy with:
 - ``POST /api/ask`` with a real slice (the middle b0 slice of that series, as PNG).
 
 Prints one row per endpoint (requests, errors, throughput, p50/p95 latency) and the
-server's resident memory before and after each phase. Rerunnable::
+server's resident memory before and after each phase; ``health*`` is one client asking
+for health while the checks run (the server must keep answering). Rerunnable::
 
     .venv/bin/python bench/serve_load.py --seconds 20 --concurrency 8
 """
@@ -195,9 +196,15 @@ def main() -> None:
         if "health" not in args.skip:
             phases.append(hammer(Phase("health", args.concurrency), lambda c: c.get(f"{base}/api/health"), seconds=args.seconds, pid=pid))
         if "check" not in args.skip:
-            phases.append(
-                hammer(Phase("check", args.heavy_concurrency), lambda c: c.post(f"{base}/api/check", files=files), seconds=args.seconds, pid=pid)
-            )
+            # One client keeps asking /api/health while the checks run: the event loop must stay free.
+            with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                check = pool.submit(
+                    hammer, Phase("check", args.heavy_concurrency), lambda c: c.post(f"{base}/api/check", files=files), seconds=args.seconds, pid=pid
+                )
+                during = pool.submit(
+                    hammer, Phase("health*", 1), lambda c: c.get(f"{base}/api/health"), seconds=args.seconds, pid=None
+                )
+                phases += [check.result(), during.result()]
         if "ask" not in args.skip:
             data = {"question": "Which problems do you see in this image?"}
             phases.append(
