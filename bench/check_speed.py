@@ -61,8 +61,8 @@ def measure_check(path: str) -> dict:
         "peak_mib": peak_mib,
         "motion_eddy_s": per_detector.get("motion", 0.0) + per_detector.get("eddy_current", 0.0),
         "missing": [p for p in PROBLEM_IDS if p not in present],
-        "motion": dict(motion.metrics, severity=motion.severity) if motion else None,
-        "eddy_current": dict(eddy.metrics, severity=eddy.severity) if eddy else None,
+        "motion": dict(motion.to_dict()["metrics"], severity=motion.severity) if motion else None,
+        "eddy_current": dict(eddy.to_dict()["metrics"], severity=eddy.severity) if eddy else None,
     }
 
 

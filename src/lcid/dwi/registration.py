@@ -24,9 +24,9 @@ by that much), so it is not estimated and motion is compared within a contrast g
 
 Why a hand-written Gauss-Newton instead of DIPY for the per-volume step: DIPY registers
 one volume at a time with a generic affine (12 parameters, not the 9-parameter rigid +
-PE-affine model) and takes seconds per volume; the batched Gauss-Newton below solves all
-volumes at once on a two-level pyramid in well under the check's time budget
-(``bench/check_speed.py`` measures both).
+PE-affine model) and takes tens of seconds per volume; the Gauss-Newton below solves all
+volumes of a group together on a two-level pyramid (numpy/scipy, ~3 mm working grid) in
+a few seconds (``bench/check_speed.py`` measures both).
 
 The result is computed once per scan and cached (keyed on the scan object), so the
 ``motion`` and ``eddy_current`` detectors share one pass.
@@ -59,7 +59,7 @@ MIN_GROUP = 3
 #: dominated (the object less than ~1.4x the background) and are not registered.
 MIN_CONTRAST = 0.3
 #: Most object points a Gauss-Newton step evaluates per volume.
-MAX_POINTS = 12000
+MAX_POINTS = 8000
 #: Prior standard deviations of the parameters: translation (mm), rotation (rad),
 #: PE affine (dimensionless), log intensity gain. Wide: they only matter where the image
 #: carries no information.
@@ -200,8 +200,6 @@ def estimate_alignment(
     pe_axis
         Voxel axis of phase encoding.
     """
-    import torch
-
     n = data.shape[3]
     vox = np.asarray(voxel_size_mm, float)
     if not mask.any():
@@ -222,30 +220,26 @@ def estimate_alignment(
     group_of = np.zeros(n, int)
     registrable = object_contrast(data, mask) >= MIN_CONTRAST
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(min(threads, 2))
-    try:
-        for g, group in enumerate(groups):
-            group_of[list(group)] = g
-            idx = np.asarray([v for v in group if registrable[v]], int)
-            if idx.size == 0:
-                continue
-            vols = _block_mean(data[..., idx], base.factor)
-            vols /= _robust_scale(vols, base_mask > 0.5)
-            group_is_b0 = bool(is_b0[idx].all())
-            ref = b0_base if group_is_b0 else vols.mean(axis=3)
-            params = _Params.identity(len(idx), affine=~is_b0[idx])
-            pyramids = [lvl.prepare(vols) for lvl in levels]
-            updates = 1 if group_is_b0 else REFERENCE_UPDATES
-            for update in range(updates):
-                for lvl, pyr, iters in zip(levels, pyramids, ITERATIONS, strict=True):
+    for g, group in enumerate(groups):
+        group_of[list(group)] = g
+        idx = np.asarray([v for v in group if registrable[v]], int)
+        if idx.size == 0:
+            continue
+        vols = _block_mean(data[..., idx], base.factor)
+        vols /= _robust_scale(vols, base_mask > 0.5)
+        group_is_b0 = bool(is_b0[idx].all())
+        ref = b0_base if group_is_b0 else vols.mean(axis=3)
+        params = _Params.identity(len(idx), affine=~is_b0[idx])
+        pyramids = [lvl.prepare(vols) for lvl in levels]
+        updates = 1 if group_is_b0 else REFERENCE_UPDATES
+        for update in range(updates):
+            for lvl, pyr, iters in zip(levels, pyramids, ITERATIONS, strict=True):
+                if update == 0 or lvl is levels[-1]:  # later passes start close: fine level only
                     _gauss_newton(params, pyr, lvl.reference(ref), lvl, pe_axis=pe_axis, iterations=iters)
-                if update + 1 < updates:
-                    aligned = _resample(vols, params, base, pe_axis)
-                    ref = _signal_prediction(aligned, bvals[idx], bvecs[idx], base_mask > 0.5)
-            rot[idx], trans[idx], pe_aff[idx] = params.rot, params.trans, params.s
-    finally:
-        torch.set_num_threads(threads)
+            if update + 1 < updates:
+                aligned = _resample(vols, params, base, pe_axis)
+                ref = _signal_prediction(aligned, bvals[idx], bvecs[idx], base_mask > 0.5)
+        rot[idx], trans[idx], pe_aff[idx] = params.rot, params.trans, params.s
 
     points = (np.argwhere(mask) * vox - centre)[:: max(1, int(mask.sum()) // 20000)]
     return SeriesAlignment(
@@ -339,8 +333,7 @@ class _Level:
         return cls(grid, grid.points(index).astype(np.float32), index, sigma)
 
     def prepare(self, vols: np.ndarray):
-        """Smoothed base-grid volumes ``(X, Y, Z, K)`` and their mm gradients, torch ``(K, 4, x, y, z)``."""
-        import torch
+        """Smoothed base-grid volumes ``(X, Y, Z, K)`` and their mm gradients, ``(K, 4, x, y, z)``."""
 
         small = _block_mean(vols, self.grid.factor)
         out = np.empty((small.shape[3], 4) + small.shape[:3], np.float32)
@@ -349,7 +342,7 @@ class _Level:
             out[k, 0] = img
             for axis, g in enumerate(np.gradient(img)):
                 out[k, axis + 1] = g / self.grid.spacing[axis]
-        return torch.from_numpy(out)
+        return out
 
     def reference(self, ref: np.ndarray) -> np.ndarray:
         """A base-grid reference ``(X, Y, Z)`` (shared) or ``(X, Y, Z, K)`` (one per volume),
@@ -379,17 +372,20 @@ def _warp_points(params: _Params, points: np.ndarray, pe_axis: int) -> tuple[np.
 
 
 def _sample(volumes, y_mm: np.ndarray, grid: _Grid):
-    """Trilinear samples of ``volumes`` ``(K, C, X, Y, Z)`` at ``y_mm`` ``(K, M, 3)`` -> ``(K, C, M)``, in-FOV."""
-    import torch
-    import torch.nn.functional as F
+    """Trilinear samples of ``volumes`` ``(K, C, X, Y, Z)`` at ``y_mm`` ``(K, M, 3)`` -> ``(K, C, M)``.
 
+    Also returns which points fall inside the field of view, bool ``(K, M)``; outside
+    points take the nearest edge value (their weight is then set to zero).
+    """
     idx = (y_mm - grid.origin) / grid.spacing
     size = np.array(grid.shape, float)
     inside = np.all((idx >= 0) & (idx <= size - 1), axis=-1)
-    norm = 2 * idx / np.maximum(size - 1, 1) - 1
-    grid = torch.from_numpy(norm[..., ::-1].astype(np.float32).copy())[:, None, None]  # (K,1,1,M,3) as (z,y,x)
-    out = F.grid_sample(volumes, grid, mode="bilinear", padding_mode="border", align_corners=True)
-    return out[:, :, 0, 0].numpy(), inside
+    out = np.empty(volumes.shape[:2] + (y_mm.shape[1],), np.float32)
+    for k in range(volumes.shape[0]):
+        coords = idx[k].T
+        for c in range(volumes.shape[1]):
+            out[k, c] = ndimage.map_coordinates(volumes[k, c], coords, order=1, mode="nearest")
+    return out, inside
 
 
 def _gauss_newton(params: _Params, volumes, ref: np.ndarray, level: _Level, *, pe_axis: int, iterations: int) -> None:
@@ -436,18 +432,16 @@ def _gauss_newton(params: _Params, volumes, ref: np.ndarray, level: _Level, *, p
         params.rot = Rotation.from_rotvec(step[:, 3:6]).as_matrix() @ params.rot
         params.s += step[:, 6:9]
         params.log_gain += step[:, 9]
-        if np.abs(step[:, :3]).max() < 1e-3 and np.abs(step[:, 3:9]).max() < 1e-5:
+        if np.abs(step[:, :3]).max() < 0.01 and np.abs(step[:, 3:9]).max() < 1e-4:  # 0.01 mm, 0.006°
             break
 
 
 def _resample(vols: np.ndarray, params: _Params, grid: _Grid, pe_axis: int) -> np.ndarray:
     """Base-grid volumes ``(X, Y, Z, K)`` pulled back into the reference space (gain applied)."""
-    import torch
 
     index = np.stack(np.meshgrid(*[np.arange(s) for s in grid.shape], indexing="ij"), axis=-1).reshape(-1, 3)
     _, y = _warp_points(params, grid.points(index).astype(np.float32), pe_axis)
-    tensor = torch.from_numpy(np.ascontiguousarray(np.moveaxis(vols, 3, 0)[:, None]))
-    samples, _ = _sample(tensor, y, grid)
+    samples, _ = _sample(np.moveaxis(vols, 3, 0)[:, None], y, grid)
     samples = samples[:, 0] * np.exp(params.log_gain)[:, None].astype(np.float32)
     return np.moveaxis(samples.reshape((-1,) + grid.shape), 0, 3)
 
