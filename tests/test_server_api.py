@@ -238,6 +238,7 @@ def fake_vlm(monkeypatch):
 
     module = types.ModuleType("lcid.vlm.inference")
     module.ask = ask
+    module.MODELS_DIR = Path("/nonexistent/lcid-models")
     monkeypatch.setitem(sys.modules, "lcid.vlm.inference", module)
     return calls
 
@@ -262,6 +263,7 @@ def test_ask_passes_image_question_and_history(client: TestClient, fake_vlm) -> 
     call = fake_vlm[0]
     assert call["exists"] and call["image"].suffix == ".png"
     assert call["acq"] == "b=1000, 30 directions" and call["history"] == [("q1", "a1")]
+    assert call["model"] == "dwi"  # no model installed: the DWI model is asked for by name
     assert not call["image"].exists()  # the upload is deleted after the request
 
 
@@ -275,6 +277,30 @@ def test_ask_bad_input(client: TestClient, fake_vlm) -> None:
         400,
         "history",
     )
+    assert not fake_vlm
+
+
+def test_models_lists_installed_and_prefers_dwi(client: TestClient, tmp_path: Path, monkeypatch) -> None:
+    import lcid.vlm.inference
+
+    for name in ("pneumoniamnist", "vqa-rad", "broken"):
+        (tmp_path / name).mkdir()
+        if name != "broken":
+            (tmp_path / name / "config.json").write_text("{}")
+    monkeypatch.setattr(lcid.vlm.inference, "MODELS_DIR", tmp_path)
+    assert client.get("/api/models").json() == {"models": ["pneumoniamnist", "vqa-rad"], "default": "vqa-rad"}
+    (tmp_path / "dwi").mkdir()
+    (tmp_path / "dwi" / "config.json").write_text("{}")
+    assert client.get("/api/models").json()["default"] == "dwi"
+    monkeypatch.setattr(lcid.vlm.inference, "MODELS_DIR", tmp_path / "none")
+    assert client.get("/api/models").json() == {"models": [], "default": None}
+
+
+def test_ask_refuses_model_paths(client: TestClient, fake_vlm) -> None:
+    response = client.post(
+        "/api/ask", files={"image": ("a.png", png_bytes())}, data={"question": "hi", "model": "../../tmp/x"}
+    )
+    assert_error(response, 400, "model")
     assert not fake_vlm
 
 

@@ -197,6 +197,27 @@ def write_preview(volume: np.ndarray, path: Path) -> Path:
     return path
 
 
+#: Preferred default model for the chat, in order: the DWI model, then general radiology VQA.
+PREFERRED_MODELS = ("dwi", "vqa-rad")
+
+
+def installed_models() -> list[str]:
+    """Names of the shipped vision-language models (folders with a ``config.json``)."""
+    from lcid.vlm.inference import MODELS_DIR
+
+    if not MODELS_DIR.is_dir():
+        return []
+    return sorted(p.name for p in MODELS_DIR.iterdir() if (p / "config.json").is_file())
+
+
+def default_model(names: list[str]) -> str | None:
+    """The model the page uses unless the user picks another (None when none is installed)."""
+    for name in PREFERRED_MODELS:
+        if name in names:
+            return name
+    return names[0] if names else None
+
+
 def ask_model(
     image: Path,
     *,
@@ -204,12 +225,16 @@ def ask_model(
     acquisition: str | None,
     findings: dict[str, Any] | None,
     history: list[tuple[str, str]] | None,
-    model: str,
+    model: str | None,
 ) -> dict[str, Any]:
     """Ask the vision-language model about ``image``: the JSON of ``lcid ask --json``.
 
-    ``findings`` is a findings.json document, ``history`` earlier (question, answer) turns.
+    ``findings`` is a findings.json document, ``history`` earlier (question, answer) turns;
+    ``model`` None takes :func:`default_model` of the installed ones.
     """
     from lcid.vlm.inference import ask
+
+    if model is None:
+        model = default_model(installed_models()) or "dwi"
 
     return ask(image, question=question, acq=acquisition or None, findings=findings, model=model, history=history)

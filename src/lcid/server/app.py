@@ -9,7 +9,8 @@ Routes (see ``/docs`` or ``/openapi.json`` of a running server):
 - ``GET /api/session/{id}/{findings.json|report.html|volume.nii.gz|volume.nii|preview.png}``
   and ``DELETE /api/session/{id}``.
 - ``POST /api/ask`` multipart ``image`` (or ``session``), ``question``, optional ``acq``,
-  ``history`` -> the JSON of ``lcid ask --json``.
+  ``history``, ``model`` -> the JSON of ``lcid ask --json``.
+- ``GET /api/models`` -> ``{"models": [...], "default": ...}`` (the shipped VLMs).
 
 Every error is ``{"error": "one-line reason"}``: 400 malformed request, 404 unknown
 session, 413 too large, 415 wrong file type, 422 unusable content, 500 a bug. The server
@@ -140,6 +141,11 @@ def create_app(config: ServerConfig = ServerConfig()) -> FastAPI:
     async def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    @app.get("/api/models", summary="Installed vision-language models")
+    async def models() -> dict[str, Any]:
+        names = await run_in_threadpool(analysis.installed_models)
+        return {"models": names, "default": analysis.default_model(names)}
+
     @app.post("/api/check", summary="Check a diffusion series", response_model=None)
     async def check(
         dwi: Annotated[UploadFile, File(description="4D NIfTI (.nii/.nii.gz) or a zip of a DICOM series")],
@@ -195,7 +201,9 @@ def create_app(config: ServerConfig = ServerConfig()) -> FastAPI:
         session: Annotated[str | None, Form(description="Session id of a check: its preview and findings")] = None,
         acq: Annotated[str | None, Form(max_length=2000, description="Acquisition in words")] = None,
         history: Annotated[str | None, Form(description="JSON list of earlier {question, answer}")] = None,
-        model: Annotated[str, Form(pattern=r"^[a-z0-9_-]{1,32}$")] = "dwi",
+        model: Annotated[
+            str | None, Form(pattern=r"^[a-z0-9_-]{1,32}$", description="Shipped model (default: dwi, else vqa-rad)")
+        ] = None,
     ) -> dict[str, Any]:
         """Answer a question about a slice, with the acquisition and a check's findings as context."""
         turns = _parse_history(history)

@@ -122,6 +122,7 @@ async function run() {
       const form = new FormData();
       form.append("image", state.image);
       form.append("question", "Which problems do you see in this image?");
+      if ($("model").value) form.append("model", $("model").value);
       const answer = await post("/api/ask", form);
       showSlice(answer);
     } else {
@@ -300,9 +301,13 @@ function showSlice(answer) {
   $("slice-img").src = URL.createObjectURL(state.image);
   $("slice-answer").textContent = answer.answer;
   const problems = [...(answer.problems || [])].sort((a, b) => b.probability - a.probability);
+  // A DWI model scores problems (traffic lights); other models list their top answers (no lights).
+  const areProblems = problems.length && problems.every((p) => p.problem in PROBLEM_NAMES);
+  $("slice-problems-title").textContent = areProblems ? "Problems, by probability:" : "Other answers the model considered:";
   $("slice-problems").replaceChildren(...problems.map((p) => {
     const level = p.probability >= 0.7 ? "severe" : p.probability >= 0.4 ? "moderate" : p.probability >= 0.2 ? "mild" : "none";
-    return el("li", {}, el("i", { class: `light ${level}` }), el("span", { class: "name" }, PROBLEM_NAMES[p.problem] || p.problem),
+    const light = areProblems ? el("i", { class: `light ${level}` }) : "";
+    return el("li", {}, light, el("span", { class: "name" }, PROBLEM_NAMES[p.problem] || p.problem),
       el("span", { class: "sev" }, ` probability ${Math.round(p.probability * 100)}%`));
   }));
   $("slice-result").hidden = false;
@@ -324,6 +329,7 @@ async function ask(event) {
   if (state.image) form.append("image", state.image);
   if (state.session) form.append("session", state.session.id);
   if (state.history.length) form.append("history", JSON.stringify(state.history));
+  if ($("model").value) form.append("model", $("model").value);
   try {
     const answer = await post("/api/ask", form);
     pending.className = "a";
@@ -351,5 +357,10 @@ document.addEventListener("DOMContentLoaded", () => {
   $("volume").addEventListener("input", (e) => setVolume(+e.target.value));
   $("view-multi").addEventListener("click", () => state.nv && state.nv.setSliceType(state.nv.sliceTypeMultiplanar));
   $("view-axial").addEventListener("click", () => state.nv && state.nv.setSliceType(state.nv.sliceTypeAxial));
+  fetch("/api/models").then((r) => r.json()).then((m) => {
+    $("model").replaceChildren(...m.models.map((name) => el("option", { value: name }, name)));
+    if (m.default) $("model").value = m.default;
+    $("model-row").hidden = m.models.length < 2;
+  }).catch(() => {});
   fetch("/api/health").then((r) => r.json()).then((h) => { $("version").textContent = `lcid ${h.version}, running locally`; });
 });
