@@ -118,7 +118,8 @@ def hammer(phase: Phase, request, *, seconds: float, pid: int | None) -> Phase:
                 if response.status_code == 200:
                     latencies.append(time.perf_counter() - start)
                 else:
-                    reason = response.json().get("error", "") if response.headers.get("content-type", "").startswith("application/json") else ""
+                    is_json = response.headers.get("content-type", "").startswith("application/json")
+                    reason = response.json().get("error", "") if is_json else ""
                     errors[f"{response.status_code} {reason[:60]}"] += 1
         return latencies, errors
 
@@ -158,7 +159,10 @@ def slice_png(image: Path) -> bytes:
 
 
 def table(phases: list[Phase]) -> str:
-    header = f"{'endpoint':<12} {'conc':>4} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>9} {'p95 ms':>9} {'RSS before':>11} {'RSS after':>10}"
+    header = (
+        f"{'endpoint':<12} {'conc':>4} {'requests':>8} {'errors':>6} {'req/s':>8} "
+        f"{'p50 ms':>9} {'p95 ms':>9} {'RSS before':>11} {'RSS after':>10}"
+    )
     lines = [header, "-" * len(header)]
     for p in phases:
         lat = np.array(p.latencies_s) * 1000
@@ -194,12 +198,17 @@ def main() -> None:
         print(f"server {base}, series {args.series.name}, {args.seconds:g} s per endpoint", flush=True)
         phases = []
         if "health" not in args.skip:
-            phases.append(hammer(Phase("health", args.concurrency), lambda c: c.get(f"{base}/api/health"), seconds=args.seconds, pid=pid))
+            health = Phase("health", args.concurrency)
+            phases.append(hammer(health, lambda c: c.get(f"{base}/api/health"), seconds=args.seconds, pid=pid))
         if "check" not in args.skip:
             # One client keeps asking /api/health while the checks run: the event loop must stay free.
             with concurrent.futures.ThreadPoolExecutor(2) as pool:
                 check = pool.submit(
-                    hammer, Phase("check", args.heavy_concurrency), lambda c: c.post(f"{base}/api/check", files=files), seconds=args.seconds, pid=pid
+                    hammer,
+                    Phase("check", args.heavy_concurrency),
+                    lambda c: c.post(f"{base}/api/check", files=files),
+                    seconds=args.seconds,
+                    pid=pid,
                 )
                 during = pool.submit(
                     hammer, Phase("health*", 1), lambda c: c.get(f"{base}/api/health"), seconds=args.seconds, pid=None

@@ -54,8 +54,7 @@ def server() -> Iterator[str]:
         yield os.environ["LCID_E2E_URL"].rstrip("/")
         return
     port = _free_port()
-    lcid = Path(sys.executable).with_name("lcid")
-    command = [str(lcid), "serve", "--port", str(port)] if lcid.exists() else [sys.executable, "-m", "lcid.cli", "serve", "--port", str(port)]
+    command = [sys.executable, "-c", "from lcid.cli import main; main()", "serve", "--port", str(port)]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
