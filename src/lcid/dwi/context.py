@@ -68,6 +68,9 @@ def build_context(scan: DWIScan, *, anatomy: Anatomy = "auto") -> CheckContext:
     b0 = scan.data[..., ref_volumes].mean(axis=3)
     mask = foreground_mask(b0)
     md = _mean_diffusivity(scan, b0, mask, is_b0)
+    # Detectors share these arrays: read-only so that none can change what the next one sees.
+    b0.setflags(write=False)
+    mask.setflags(write=False)
     if anatomy == "auto":
         is_phantom = bool(np.isfinite(md) and md > PHANTOM_MD)
     else:
