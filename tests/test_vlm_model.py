@@ -106,3 +106,20 @@ def test_hf_backbones_from_tiny_offline_configs(tokenizer, tmp_path, monkeypatch
     model.save_pretrained(tmp_path / "vlm", config=model.cfg.to_dict())
     loaded = FlamingoVLM.from_pretrained(str(tmp_path / "vlm")).eval()
     assert torch.equal(loaded(None, ids, mask)["logits"], model(None, ids, mask)["logits"])
+
+
+def test_prompt_polar_and_schedule():
+    from lcid.vlm.predict import is_polar_question
+    from lcid.vlm.prompt import build_prompt
+    from lcid.vlm.training import lr_factor
+
+    assert is_polar_question("Is there a pneumothorax?") and is_polar_question("does the liver look normal")
+    assert not is_polar_question("Is this a CT or an MRI?") and not is_polar_question("Where is the mass?")
+    findings = {"findings": [{"problem": "motion", "detected": True, "severity": "moderate"},
+                             {"problem": "noise", "detected": False, "severity": "none"}]}
+    prompt = build_prompt("what is wrong?", acq="b=1000 x16", findings=findings, history=[("is it ok?", "no")])
+    assert prompt == ("acquisition: b=1000 x16 findings: motion (moderate) question: is it ok? answer: no "
+                      "question: what is wrong? answer:")
+    factors = [lr_factor(s, warmup=10, total=100, schedule="cosine") for s in range(101)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(factors[10:], factors[11:], strict=False)) and factors[100] == pytest.approx(0.05)

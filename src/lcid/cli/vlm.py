@@ -106,18 +106,25 @@ def eval_vqa_command(
     data_format: str = typer.Option("vqa-rad", "--format", help="vqa-rad, slake or vqa-med."),
     json_out: bool = typer.Option(False, "--json", help="Print all scores as one JSON object."),
     no_embeddings: bool = typer.Option(False, "--no-embeddings", help="Skip the sentence-embedding similarity."),
+    record: bool = typer.Option(False, "--record", help="Save evaluation.json in the model folder, refresh its card."),
 ) -> None:
     """Score a model on the test split: accuracy (closed/open/overall), BLEU, embedding similarity."""
     from lcid.cli import fail
     from lcid.io.vqa import read_vqa_split
     from lcid.vlm.evaluate import evaluate
-    from lcid.vlm.inference import load_model
+    from lcid.io.atomic import atomic_write_text
+    from lcid.vlm.inference import load_model, resolve_model
+    from lcid.vlm.model_card import EVALUATION_FILE, write_model_card
 
     try:
         vlm = load_model(model)
         test = read_vqa_split(data_dir, split="test", data_format=data_format)  # type: ignore[arg-type]
         train = read_vqa_split(data_dir, split="train", data_format=data_format)  # type: ignore[arg-type]
         result = evaluate(vlm, test, train_samples=train, embeddings=not no_embeddings)
+        if record:
+            folder = resolve_model(model)
+            atomic_write_text(folder / EVALUATION_FILE, json.dumps(result, indent=2) + "\n")
+            write_model_card(folder, vlm.cfg)
     except InputError as exc:
         fail(str(exc))
     if json_out:

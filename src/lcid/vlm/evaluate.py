@@ -84,8 +84,8 @@ def evaluate(
 ) -> dict[str, Any]:
     """Scores of the model's final answers, plus the accuracies of the generated text alone."""
     predictions = predict_samples(model, samples)
-    result = score(samples, [final_answer(model, p) for p in predictions], train_samples=train_samples,
-                   embeddings=embeddings)
+    answers = [final_answer(model, p, question=s.question) for p, s in zip(predictions, samples, strict=True)]
+    result = score(samples, answers, train_samples=train_samples, embeddings=embeddings)
     generated = score(samples, [p.generated for p in predictions], embeddings=False)
     result["generated"] = {k: generated[k] for k in ("closed_accuracy", "open_accuracy", "overall_accuracy", "bleu1")}
     result["answer_source"] = "head" if model.cfg.head == "multiclass" else "generated"

@@ -19,6 +19,9 @@ from lcid.vlm.prompt import DEFAULT_QUESTION, build_prompt
 #: Shipped models: one folder per model name.
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 
+#: Answers listed under ``problems`` for a multiclass (VQA) head.
+TOP_ANSWERS = 5
+
 _CACHE: dict[Path, FlamingoVLM] = {}
 _LOCK = threading.Lock()
 
@@ -87,8 +90,11 @@ def ask(
     pixels = to_model_input(array, size=vlm.cfg.image_size)[None]
     prompt = build_prompt(question, acq=acq, findings=findings, history=history)
     with torch.inference_mode():
-        prediction = predict(vlm, pixels, [prompt])[0]
+        # a multiclass head gives the answer by itself: skip the generation it would not use
+        generate = 0 if vlm.cfg.head == "multiclass" else 16
+        prediction = predict(vlm, pixels, [prompt], max_new_tokens=generate)[0]
+    shown = TOP_ANSWERS if vlm.cfg.head == "multiclass" else len(prediction.head)
     return {
-        "answer": final_answer(vlm, prediction),
-        "problems": [{"problem": label, "probability": round(p, 4)} for label, p in prediction.head],
+        "answer": final_answer(vlm, prediction, question=question),
+        "problems": [{"problem": label, "probability": round(p, 4)} for label, p in prediction.head[:shown]],
     }

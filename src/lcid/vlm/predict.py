@@ -35,7 +35,7 @@ def predict(
     prompts: Sequence[str],
     *,
     max_new_tokens: int = 12,
-    top_k: int = 5,
+    top_k: int | None = None,
 ) -> list[Prediction]:
     """Run the model on a batch.
 
@@ -48,7 +48,7 @@ def predict(
     max_new_tokens
         Generation stops at ``<eos>`` or after this many tokens.
     top_k
-        Head labels returned per example (all for a multilabel head).
+        Head labels returned per example (default all; always all for a multilabel head).
     """
     model.eval()
     tok = model.tokenizer
@@ -89,7 +89,7 @@ def predict(
 
 
 def _head(
-    model: FlamingoVLM, logits: torch.Tensor | None, *, top_k: int, n: int
+    model: FlamingoVLM, logits: torch.Tensor | None, *, top_k: int | None, n: int
 ) -> list[tuple[tuple[str, float], ...]]:
     if logits is None:
         return [() for _ in range(n)]
@@ -99,19 +99,42 @@ def _head(
         k = len(labels)
     else:
         probs = torch.softmax(logits, dim=-1)
-        k = min(top_k, len(labels))
+        k = len(labels) if top_k is None else min(top_k, len(labels))
     values, indices = probs.topk(k, dim=-1)
     return [
         tuple((labels[int(i)], float(v)) for v, i in zip(vs, ix, strict=True)) for vs, ix in zip(values, indices, strict=True)
     ]
 
 
-def final_answer(model: FlamingoVLM, prediction: Prediction) -> str:
+#: First words of English polar (yes/no) questions.
+_POLAR_STARTS = frozenset(
+    "is are was were does do did can could has have had will would should shall may might am isn't aren't "
+    "doesn't don't wasn't".split()
+)
+
+
+def is_polar_question(question: str) -> bool:
+    """Whether a question asks for yes or no: it starts with an auxiliary verb and offers no
+    alternatives (" or ").
+
+    >>> is_polar_question("Is there a fracture?"), is_polar_question("Is this a CT or an MRI?")
+    (True, False)
+    """
+    words = question.lower().replace("?", " ").split()
+    return bool(words) and words[0] in _POLAR_STARTS and "or" not in words[1:]
+
+
+def final_answer(model: FlamingoVLM, prediction: Prediction, *, question: str = "") -> str:
     """The answer shown to the user.
 
     A multiclass head over the training answers decides when it has one (on VQA-RAD it is
-    more accurate than free generation, see docs/vqa.md); otherwise the generated text.
+    more accurate than free generation, see docs/vqa.md); for a polar question the more
+    probable of ``yes``/``no`` is taken when the head knows both. Otherwise the generated text.
     """
     if model.cfg.head == "multiclass" and prediction.head:
+        if question and is_polar_question(question):
+            polar = [(label, p) for label, p in prediction.head if label in ("yes", "no")]
+            if polar:
+                return max(polar, key=lambda lp: lp[1])[0]
         return prediction.head[0][0]
     return prediction.generated

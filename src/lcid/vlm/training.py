@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import platform
 import shutil
 import time
@@ -22,6 +23,7 @@ from lcid.train.loop import fit
 from lcid.vlm.config import VLMConfig
 from lcid.vlm.data import VLMDataset
 from lcid.vlm.model import FlamingoVLM
+from lcid.vlm.model_card import write_model_card
 from lcid.vlm.objective import vlm_loss
 from lcid.vlm.tokenizer import VLMTokenizer
 from lcid.vlm.vqa_source import answer_vocabulary, vqa_examples
@@ -43,6 +45,9 @@ class VQATrainSettings:
         Answers seen fewer times in training are left out of the head's vocabulary.
     lm_weight, head_weight
         Weights of the generation and classification losses.
+    schedule, warmup_steps
+        Learning rate: ``"cosine"`` (linear warm-up, then cosine decay to 5 % of ``lr``) or
+        ``"constant"``.
     """
 
     model: dict[str, Any] = field(default_factory=dict)
@@ -51,6 +56,8 @@ class VQATrainSettings:
     min_answer_count: int = 1
     lm_weight: float = 1.0
     head_weight: float = 1.0
+    schedule: str = "constant"
+    warmup_steps: int = 100
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> VQATrainSettings:
@@ -105,7 +112,9 @@ def train_vqa(
     train_config = TrainConfig.from_dict({**settings.train, "out_dir": str(out_dir)})
     began = time.perf_counter()
     loss_fn = partial(vlm_loss, lm_weight=settings.lm_weight, head_weight=settings.head_weight)
-    result = fit(model, loss_fn, dataset, train_config, collate_fn=dataset.collate)
+    optimizer, schedule = _optimizer(model, train_config, settings)
+    result = fit(model, loss_fn, dataset, train_config, optimizer=optimizer, collate_fn=dataset.collate,
+                 extra_state={"lr_schedule": schedule})
     record = {
         "command": command,
         "data": {"dir": str(data_dir), "format": data_format, "split": "train", "questions": len(samples),
@@ -123,7 +132,37 @@ def train_vqa(
     with atomic_dir(out_dir / "model") as tmp:
         model.save_pretrained(tmp, config=cfg.to_dict(), model_card_kwargs={})
         (tmp / "training.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+        write_model_card(tmp, cfg)
     return record
+
+
+def lr_factor(step: int, *, warmup: int, total: int, schedule: str) -> float:
+    """Multiplier of the base learning rate after ``step`` optimizer steps.
+
+    >>> lr_factor(0, warmup=10, total=100, schedule="cosine"), lr_factor(100, warmup=10, total=100, schedule="cosine")
+    (0.1, 0.05)
+    """
+    if schedule == "constant":
+        return 1.0
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _optimizer(
+    model: torch.nn.Module, config: TrainConfig, settings: VQATrainSettings
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW and its learning-rate schedule, stepped by a hook after every optimizer step
+    (the shared loop steps only the optimizer; the schedule is checkpointed as extra state)."""
+    if settings.schedule not in ("cosine", "constant"):
+        raise InputError(f"schedule must be cosine or constant, not {settings.schedule!r}")
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    factor = partial(lr_factor, warmup=settings.warmup_steps, total=config.steps, schedule=settings.schedule)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    optimizer.register_step_post_hook(lambda *_: schedule.step())
+    return optimizer, schedule
 
 
 def _unwrap(model: torch.nn.Module) -> FlamingoVLM:
