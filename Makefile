@@ -20,6 +20,7 @@ demo: $(STAMP)
 	$(BIN)/lcid demo --out demo_out
 
 test: $(STAMP)
+	bash scripts/install_browser.sh
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 clean:
