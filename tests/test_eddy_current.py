@@ -10,7 +10,6 @@ from lcid.dwi.context import build_context
 from lcid.dwi.problems import eddy_current, motion
 from lcid.dwi.severity import grade
 from lcid.io.scan import DWIScan
-from tests.conftest import REAL_SERIES
 from tests.test_motion import textured_scan
 
 #: Injected PE (axis 1) displacement per mm along axes (0, 1, 2), per unit b·g (ms/µm²):
@@ -98,12 +97,3 @@ def test_phantom_is_not_applicable() -> None:
     finding = eddy_current.detect(scan, build_context(scan, anatomy="phantom"))
     assert not finding.applicable and not finding.detected
 
-
-@pytest.mark.integration
-@pytest.mark.parametrize("name", sorted(REAL_SERIES))
-def test_real_series_not_above_mild(name: str) -> None:
-    from lcid.io.nifti import load_dwi
-
-    scan = load_dwi(REAL_SERIES[name])
-    finding = eddy_current.detect(scan, build_context(scan))
-    assert finding.severity in ("none", "mild"), finding.metrics

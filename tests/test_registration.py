@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 import pytest
 
-from lcid.dwi.context import build_context
+from lcid.dwi.check import detector
+from lcid.dwi.context import CheckContext, build_context
 from lcid.dwi.gradients import shells
 from lcid.dwi.registration import SeriesAlignment, align_series, fit_eddy, object_contrast, volume_groups
+from lcid.io.scan import DWIScan
+from tests.conftest import REAL_SERIES
 from tests.test_motion import move, textured_scan
 
 
@@ -106,3 +111,23 @@ def test_eddy_fit_of_noise_explains_little() -> None:
     bvals = np.r_[0, np.full(n - 1, 1000.0)]
     fit = fit_eddy(_alignment(n, rng.normal(0, 0.1, n), rng.normal(0, 0.002, (n, 3))), bvals, bvecs, tuple(range(1, n)))
     assert fit.r2 < 0.3
+
+
+@cache
+def _real(name: str) -> tuple[DWIScan, CheckContext]:
+    """One scan object per series, so both detectors share its cached alignment."""
+    from lcid.io.nifti import load_dwi
+
+    scan = load_dwi(REAL_SERIES[name])
+    return scan, build_context(scan)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", sorted(REAL_SERIES))
+@pytest.mark.parametrize("problem", ["motion", "eddy_current"])
+def test_real_series_not_above_mild(problem: str, name: str) -> None:
+    """The shared series are clean acquisitions: nothing above mild, phantom not applicable."""
+    scan, context = _real(name)
+    finding = detector(problem)(scan, context)
+    assert finding.severity in ("none", "mild"), finding.metrics
+    assert finding.applicable == (not context.is_phantom)

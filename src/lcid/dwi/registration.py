@@ -7,17 +7,17 @@ the phase-encoding (PE) axis only (the first-order eddy-current model of Jezzard
 
     y = E_v (R_v x + t_v),   E_v = I + e_pe s_vᵀ
 
-where ``x`` is a point of the reference (b0) space, ``y`` the point of volume ``v``,
+where ``x`` is a point of the volume's reference space, ``y`` the point of volume ``v``,
 ``R_v``/``t_v`` the rigid motion and ``s_v`` (dimensionless, 3 components) the PE
 displacement per mm along each voxel axis (``s_v[pe]`` is the PE scaling, the other two
 are shears). A PE shift is indistinguishable from a translation along PE and stays in
 ``t_v``; :mod:`lcid.dwi.problems.eddy_current` separates its gradient-dependent part.
 
 Diffusion-weighted volumes have another contrast than the b0 (and low SNR at high b),
-so they are aligned to a contrast-matched reference: the mean of the volumes of their
-own shell, re-estimated from the aligned volumes (Andersson & Sotiropoulos 2016 use
-model predictions for the same reason); b0 volumes are aligned to the mean b0 with
-rigid motion only. Transforms are therefore relative to each group's reference: the
+so they are aligned to a contrast-matched reference: first the mean of their own shell,
+then, once aligned, each volume's own prediction from a diffusion tensor fitted to the
+aligned shell (Andersson & Sotiropoulos 2016 register to model predictions for the same
+reason); b0 volumes are aligned to the mean b0 with rigid motion only. Transforms are therefore relative to each group's reference: the
 cross-contrast link between a shell mean and the b0 was not reliable to better than
 about 1 mm on clean real series (DIPY mutual information and an edge-based fit disagreed
 by that much), so it is not estimated and motion is compared within a contrast group.
@@ -72,7 +72,7 @@ _CACHE: weakref.WeakKeyDictionary[DWIScan, tuple[int, SeriesAlignment]] = weakre
 
 @dataclass(frozen=True)
 class SeriesAlignment:
-    """Per-volume transforms from the reference (b0) space to each volume.
+    """Per-volume transforms from each volume's group reference to the volume.
 
     Attributes
     ----------
@@ -181,7 +181,7 @@ def estimate_alignment(
     bvecs: np.ndarray,
     pe_axis: int,
 ) -> SeriesAlignment:
-    """Align every volume of ``data`` ``(X, Y, Z, N)`` to the b0 space (see module doc).
+    """Align every volume of ``data`` ``(X, Y, Z, N)`` to its group's reference (see module doc).
 
     Parameters
     ----------
@@ -356,7 +356,7 @@ class _Level:
 def _block_mean(vols: np.ndarray, factor: int) -> np.ndarray:
     """Average ``factor``³ blocks of ``(X, Y, Z, K)`` (edges cropped to a multiple)."""
     if factor == 1:
-        return np.asarray(vols, np.float32)
+        return np.array(vols, np.float32)  # a copy: callers scale the result in place
     f = [min(factor, s) for s in vols.shape[:3]]
     n = [s // k for s, k in zip(vols.shape[:3], f, strict=True)]
     v = vols[: n[0] * f[0], : n[1] * f[1], : n[2] * f[2]]

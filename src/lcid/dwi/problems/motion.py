@@ -22,7 +22,7 @@ from scipy.spatial.transform import Rotation
 
 from lcid.dwi.context import CheckContext
 from lcid.dwi.finding import Finding
-from lcid.dwi.registration import SeriesAlignment, align_series, fit_eddy
+from lcid.dwi.registration import align_series, fit_eddy
 from lcid.dwi.severity import SCALE, confidence, grade
 from lcid.io.scan import DWIScan
 
