@@ -93,7 +93,8 @@ def train_vqa_command(
 
     try:
         settings = VQATrainSettings.from_yaml(config)
-        command = "lcid " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        command = " ".join(shlex.quote(str(a)) for a in
+                           ("lcid", "train", "vqa", "--data", data, data_dir, "--config", config, "--out", out))
         record = train_vqa(data_dir, settings=settings, out_dir=out, data_format=data, command=command)  # type: ignore[arg-type]
     except InputError as exc:
         fail(str(exc))
