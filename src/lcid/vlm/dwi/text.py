@@ -1,0 +1,150 @@
+"""Words around a DWI slice: acquisition text from a gradient table, questions, reference answers.
+
+Answers are written from the recommendations knowledge base (``lcid.advice``): the problem's
+title (always verbatim, so the problems named can be read back from any answer), the first
+sentence of its explanation and the first sentence of its first remedy, in varied wording.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from lcid.advice.knowledge import load_knowledge
+from lcid.advice.template import render
+from lcid.dwi.gradients import b0_mask, shells
+
+QUESTIONS: tuple[str, ...] = (
+    "What is wrong with this image?",
+    "What is wrong with this slice?",
+    "Do you see any artifact in this image?",
+    "Is this scan OK for tractography?",
+    "Is there a problem with this diffusion image?",
+    "Can I use this data?",
+    "What should I fix before processing?",
+    "Describe the quality of this slice.",
+)
+
+_OPENINGS = (
+    "This slice shows {items}.",
+    "I see {items}.",
+    "The image has {items}.",
+    "I find {items}.",
+)
+_CLEAN = (
+    "I see no problem in this slice.",
+    "This slice looks clean.",
+    "Nothing wrong is visible in this image.",
+)
+_CAVEATS = (
+    "One slice cannot show movement between volumes or distortion from eddy currents: run lcid check on the whole series.",
+    "Check the full 4D series with lcid check for problems a single slice cannot show.",
+)
+_POLAR_NO = ("No.", "Not as it is.")
+_POLAR_YES = ("Yes, as far as this slice shows.", "It looks usable.")
+#: Polar questions whose short answer is yes when nothing is found.
+_POLAR = frozenset({"Is this scan OK for tractography?", "Can I use this data?"})
+
+
+def acquisition_facts(bvals: np.ndarray, bvecs: np.ndarray, *, voxel_mm: Sequence[float] | None = None) -> dict[str, Any]:
+    """What a gradient table says, as numbers.
+
+    Returns
+    -------
+    dict
+        ``n_volumes``, ``n_b0``, ``dw_shells`` (b-values, s/mm²), ``best_directions`` (unique
+        directions of the best diffusion shell), ``bad_vectors`` (diffusion volumes whose
+        b-vector is zero or more than 10 % away from unit length) and ``voxel_mm``.
+    """
+    bvals = np.asarray(bvals, dtype=float)
+    raw = np.asarray(bvecs, dtype=float)
+    dw = ~b0_mask(bvals)
+    norms = np.linalg.norm(raw, axis=1)
+    bad = int(np.sum(dw & (np.abs(norms - 1.0) > 0.1)))
+    groups = shells(bvals, raw)
+    dw_groups = [s for s in groups if s.bval > 0 and s.unique_directions > 0]
+    return {
+        "n_volumes": int(bvals.size),
+        "n_b0": int(np.sum(~dw)),
+        "dw_shells": [int(round(s.bval, -1)) for s in dw_groups],
+        "best_directions": max((s.unique_directions for s in dw_groups), default=0),
+        "bad_vectors": bad,
+        "voxel_mm": [round(float(v), 2) for v in voxel_mm] if voxel_mm is not None else None,
+    }
+
+
+def acquisition_text(facts: Mapping[str, Any], *, style: int = 0) -> str:
+    """A user's description of the acquisition, in one of three styles.
+
+    >>> acquisition_text({"n_volumes": 65, "n_b0": 1, "dw_shells": [1000, 2000], "best_directions": 64,
+    ...                   "bad_vectors": 0, "voxel_mm": None})
+    '64 directions, b = 0 to 2000'
+    """
+    shells_ = facts["dw_shells"]
+    top = max(shells_, default=0)
+    directions = facts["best_directions"]
+    if style % 3 == 0:
+        text = f"{directions} directions, b = 0 to {top}"
+    elif style % 3 == 1:
+        text = f"{facts['n_volumes']} volumes: {facts['n_b0']} b0 and {directions} directions at b={'/'.join(map(str, shells_)) or 0}"
+    else:
+        text = f"I have a bvec file with {directions} directions and b-values from 0 to {top}"
+    if facts.get("bad_vectors"):
+        text += f"; {facts['bad_vectors']} b-vectors are zero or not unit length"
+    if facts.get("voxel_mm") and style % 3 == 1:
+        text += "; voxels " + "x".join(f"{v:g}" for v in facts["voxel_mm"]) + " mm"
+    return text
+
+
+def _first_sentence(text: str) -> str:
+    match = re.search(r"(.+?[.!?])(\s|$)", " ".join(text.split()))
+    return match.group(1) if match else text.strip()
+
+
+def problem_sentences(problem: str, severity: str, *, fields: Mapping[str, Any], variant: int) -> tuple[str, str]:
+    """(explanation, advice) sentences for one problem from the knowledge base."""
+    advice = load_knowledge()[problem]
+    explanation = _first_sentence(render(advice.explanation.get(severity, advice.explanation["moderate"]), fields))
+    remedies = advice.remedies_for(severity if severity != "none" else "mild", {"brain": True})
+    action = _first_sentence(render(remedies[variant % len(remedies)].action, fields)) if remedies else ""
+    return explanation, action
+
+
+def title(problem: str) -> str:
+    """The knowledge base's display title of a problem, lower-cased (as it appears in answers)."""
+    return load_knowledge()[problem].title.lower()
+
+
+def reference_answer(
+    question: str,
+    labels: Sequence[str],
+    *,
+    severities: Mapping[str, str],
+    fields: Mapping[str, Any],
+    variant: int,
+) -> str:
+    """The answer the model learns for ``labels`` (problem ids shown), in wording ``variant``.
+
+    The first problem is explained with one remedy; any further ones are only named (short
+    answers keep generation under half a second on a CPU).
+    """
+    polar = question in _POLAR
+    if not labels:
+        head = (_POLAR_YES[variant % 2] + " ") if polar else ""
+        return head + _CLEAN[variant % len(_CLEAN)] + " " + _CAVEATS[variant % len(_CAVEATS)]
+    items = " and ".join(f"{title(p)} ({severities.get(p, 'moderate')})" for p in labels)
+    parts = [_POLAR_NO[variant % 2]] if polar else []
+    parts.append(_OPENINGS[variant % len(_OPENINGS)].format(items=items))
+    for p in labels[:1]:
+        explanation, action = problem_sentences(p, severities.get(p, "moderate"), fields=fields, variant=variant)
+        parts += [s for s in (explanation, action) if s]
+    return " ".join(parts)
+
+
+def problems_named(answer: str) -> tuple[str, ...]:
+    """Problem ids whose knowledge-base title appears in an answer (case-insensitive)."""
+    text = answer.lower()
+    return tuple(p for p in load_knowledge() if title(p) in text)

@@ -1,0 +1,99 @@
+"""Train the ``dwi`` model on a data set from :func:`lcid.vlm.dwi.build.build`, with the shared loop.
+
+The same recipe file format, optimizer and schedule as the VQA training
+(:class:`lcid.vlm.training.VQATrainSettings`); only the examples differ: rendered slices with
+optional acquisition text, a reference answer, and a multi-label head over the problem ids.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lcid.dwi.vocabulary import PROBLEM_IDS
+from lcid.errors import InputError
+from lcid.io.atomic import atomic_dir
+from lcid.train.config import TrainConfig
+from lcid.train.loop import fit
+from lcid.vlm.config import VLMConfig
+from lcid.vlm.data import VLMDataset, VLMExample
+from lcid.vlm.dwi.build import read_manifest
+from lcid.vlm.dwi.text import QUESTIONS
+from lcid.vlm.image import load_image
+from lcid.vlm.model import FlamingoVLM
+from lcid.vlm.model_card import write_model_card
+from lcid.vlm.objective import vlm_loss
+from lcid.vlm.prompt import build_prompt
+from lcid.vlm.tokenizer import VLMTokenizer
+from lcid.vlm.training import VQATrainSettings, _optimizer, _unwrap
+
+
+def manifest_examples(rows: Sequence[dict[str, Any]]) -> tuple[list[VLMExample], dict[str, np.ndarray]]:
+    """Model examples of manifest rows, and each picture loaded once (key: its path)."""
+    images: dict[str, np.ndarray] = {}
+    examples = []
+    for row in rows:
+        key = row["image"]
+        if key not in images:
+            images[key] = load_image(key)
+        examples.append(VLMExample(image_key=key, prompt=build_prompt(row["question"], acq=row.get("acq"),
+                                                                      findings=row.get("findings")),
+                                   answer=row["answer"], labels=tuple(row["labels"])))
+    return examples, images
+
+
+def train_dwi(
+    data_dir: str | Path, *, settings: VQATrainSettings, out_dir: str | Path, command: str = ""
+) -> dict[str, Any]:
+    """Train on the ``train`` split of ``data_dir`` and save to ``out_dir/model``.
+
+    Checkpoints and ``metrics.jsonl`` go to ``out_dir`` (a rerun resumes). Returns the
+    ``training.json`` record (command, recipe, seed, data set build settings, time, versions).
+    """
+    out_dir = Path(out_dir)
+    rows = read_manifest(data_dir, split="train")
+    if not rows:
+        raise InputError(f"{data_dir} has no training rows")
+    examples, images = manifest_examples(rows)
+    cfg = VLMConfig.from_dict({**settings.model, "head": "multilabel", "head_labels": list(PROBLEM_IDS)})
+    torch.manual_seed(int(settings.train.get("seed", 0)))
+    texts = [e.prompt + " " + e.answer for e in examples] + list(QUESTIONS)
+    tokenizer = VLMTokenizer.train(texts, vocab_size=settings.vocab_size)
+    model = FlamingoVLM.build(cfg, tokenizer)
+    cfg = model.cfg
+    dataset = VLMDataset(examples, images, tokenizer, image_size=cfg.image_size, max_length=cfg.max_length,
+                         head_labels=cfg.head_labels, head="multilabel", augment=True)
+    train_config = TrainConfig.from_dict({**settings.train, "out_dir": str(out_dir)})
+    began = time.perf_counter()
+    loss_fn = partial(vlm_loss, lm_weight=settings.lm_weight, head_weight=settings.head_weight)
+    optimizer, schedule = _optimizer(model, train_config, settings)
+    result = fit(model, loss_fn, dataset, train_config, optimizer=optimizer, collate_fn=dataset.collate,
+                 extra_state={"lr_schedule": schedule})
+    build_file = Path(data_dir) / "build.json"
+    record = {
+        "command": command,
+        "data": {"dir": str(data_dir), "split": "train", "questions": len(rows), "images": len(images),
+                 "build": json.loads(build_file.read_text()) if build_file.is_file() else None},
+        "settings": {**settings.__dict__},
+        "train_config": train_config.to_dict(),
+        "seed": train_config.seed,
+        "result": result,
+        "seconds": time.perf_counter() - began,
+        "versions": {"torch": torch.__version__, "python": platform.python_version()},
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    model = _unwrap(model)
+    model.tokenizer = tokenizer
+    with atomic_dir(out_dir / "model") as tmp:
+        model.save_pretrained(tmp, config=cfg.to_dict(), model_card_kwargs={})
+        (tmp / "training.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+        write_model_card(tmp, cfg)
+    return record
