@@ -49,6 +49,9 @@ _simulate.register(app)
 from lcid.cli import vlm as _vlm  # noqa: E402
 
 _vlm.register(app)
+from lcid.cli import data as _data  # noqa: E402
+
+_data.register(app)
 
 from lcid.cli import serve as _serve  # noqa: E402
 
