@@ -31,12 +31,22 @@ def register(app: typer.Typer) -> None:
 
 def acquisition_text(bval: Path, bvec: Path) -> str:
     """Plain-text summary of a gradient table, as the DWI model reads it."""
-    from lcid.dwi.gradients import shells
     from lcid.io.gradient_files import read_bvals, read_bvecs
+    from lcid.vlm.dwi.text import acquisition_facts
+    from lcid.vlm.dwi.text import acquisition_text as describe
 
-    parts = [f"b={s.bval:.0f} s/mm2 x{s.count} ({s.unique_directions} directions)" for s in
-             shells(read_bvals(bval), read_bvecs(bvec))]
-    return "; ".join(parts)
+    return describe(acquisition_facts(read_bvals(bval), read_bvecs(bvec)))
+
+
+def _read_findings(path: Path) -> dict:
+    """A findings.json written by ``lcid check``."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read findings {path} ({exc.__class__.__name__})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("findings"), list):
+        raise InputError(f"{path} is not a findings.json of lcid check (no findings list)")
+    return data
 
 
 def ask_command(
@@ -49,6 +59,7 @@ def ask_command(
     slice_index: int | None = typer.Option(None, "--slice", help="Axial slice of a 3D/4D NIfTI (default middle)."),
     volume: int = typer.Option(0, help="Volume of a 4D NIfTI."),
     json_out: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
+    findings: Path | None = typer.Option(None, help="findings.json of lcid check on the whole series, to ground the answer."),
 ) -> None:
     """Ask the vision-language model a question about an image."""
     from lcid.cli import fail
@@ -61,12 +72,13 @@ def ask_command(
             raise InputError("--bval and --bvec go together")
         if bval is not None and bvec is not None:
             acq = acquisition_text(bval, bvec)
+        checked = _read_findings(findings) if findings is not None else None
         array = load_image(image, slice_index=slice_index, volume=volume)
         interactive = question is None and sys.stdin.isatty() and not json_out
         history: list[tuple[str, str]] = []
         current = question or DEFAULT_QUESTION
         while True:
-            result = ask(array, question=current, acq=acq, model=model, history=history)
+            result = ask(array, question=current, acq=acq, findings=checked, model=model, history=history)
             if json_out:
                 typer.echo(json.dumps(result, indent=2))
             else:

@@ -41,6 +41,8 @@ class VLMConfig:
         A gated cross-attention layer before every ``cross_attn_every``-th LM block.
     max_length
         Longest token sequence (prompt + answer).
+    answer_tokens
+        Most tokens generated for an answer at inference (multilabel/no head).
     dropout
         Dropout in the built-in parts.
     head
@@ -64,6 +66,7 @@ class VLMConfig:
     resampler_depth: int = 1
     cross_attn_every: int = 1
     max_length: int = 64
+    answer_tokens: int = 16
     dropout: float = 0.1
     head: HeadKind = "multiclass"
     head_labels: tuple[str, ...] = field(default_factory=tuple)

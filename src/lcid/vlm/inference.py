@@ -91,7 +91,7 @@ def ask(
     prompt = build_prompt(question, acq=acq, findings=findings, history=history)
     with torch.inference_mode():
         # a multiclass head gives the answer by itself: skip the generation it would not use
-        generate = 0 if vlm.cfg.head == "multiclass" else 16
+        generate = 0 if vlm.cfg.head == "multiclass" else vlm.cfg.answer_tokens
         prediction = predict(vlm, pixels, [prompt], max_new_tokens=generate)[0]
     shown = TOP_ANSWERS if vlm.cfg.head == "multiclass" else len(prediction.head)
     return {
