@@ -121,3 +121,21 @@ def test_condition_dropout_and_parsing():
         parse_condition(spec, "covid", 1)
     with pytest.raises(InputError):
         parse_condition(spec, None, 1)
+
+
+def test_covariate_model_evaluation(tmp_path):
+    from lcid.errors import InputError
+    from lcid.synth.evaluation import evaluate
+
+    data = _blobs(48, 2)
+    recipe = _recipe(tmp_path, 2, conditioning="covariates")
+    train_autoencoder(recipe, data=data)
+    model = load_model(train_ldm(recipe, data=data))
+    train, test = ImageSet(data.images[:32], covariates=data.covariates[:32]), ImageSet(data.images[32:], covariates=data.covariates[32:])
+    metrics = evaluate(model, train, test, n=16, steps=2)
+    assert {"frechet", "frechet_noise", "covariate_r_radius", "covariate_r_real_radius"} <= set(metrics)
+    assert "class_accuracy" not in metrics
+    # The real-data regressor reads the disc radius off real images: the ceiling is meaningful.
+    assert metrics["covariate_r_real_radius"] > 0.5
+    with pytest.raises(InputError, match="covariates"):
+        evaluate(model, ImageSet(train.images), ImageSet(test.images), n=16, steps=2)

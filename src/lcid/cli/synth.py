@@ -116,11 +116,9 @@ def eval_synth_command(
         if kind == "pneumoniamnist":
             train, test = load_dataset(kind, data, split="train", **opts), load_dataset(kind, data, split="test", **opts)
         else:
-            from lcid.synth.data import ImageSet
+            from lcid.synth.data import split_in_two
 
-            everything = load_dataset(kind, data, **opts)
-            half = max(1, len(everything) // 2)
-            train, test = ImageSet(everything.images[:half]), ImageSet(everything.images[half:])
+            train, test = split_in_two(load_dataset(kind, data, **opts), seed=seed)
         metrics = evaluate(synth, train, test, n=n, guidance=guidance, steps=steps, seed=seed)
     except InputError as exc:
         fail(str(exc))

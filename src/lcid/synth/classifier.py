@@ -57,6 +57,43 @@ def train_classifier(
         images, labels = flip_task(images)
     classes = int(labels.max()) + 1
     model = SmallClassifier(spatial_dims=images.ndim - 2, in_channels=images.shape[1], classes=classes)
+    targets = labels.long()
+    return _fit(model, images, targets, nn.functional.cross_entropy, epochs=epochs, batch_size=batch_size, seed=seed)
+
+
+class CovariateRegressor(nn.Module):
+    """A :class:`SmallClassifier` body whose head predicts ``k`` covariates (trained on standardised values)."""
+
+    def __init__(self, net: SmallClassifier, *, mean: torch.Tensor, std: torch.Tensor) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """``(B, C, *S)`` -> covariates ``(B, k)`` in their own units."""
+        return self.net(images) * self.std + self.mean
+
+
+def train_regressor(
+    images: torch.Tensor,
+    covariates: torch.Tensor,
+    *,
+    epochs: int = 8,
+    batch_size: int = 64,
+    seed: int = 0,
+) -> CovariateRegressor:
+    """Fit a covariate regressor ``(N, C, *S) -> (N, k)`` on real images (MSE on z-scores)."""
+    torch.manual_seed(seed)
+    values = covariates.float().reshape(len(covariates), -1)
+    mean, std = values.mean(0), values.std(0).clamp_min(1e-8)
+    net = SmallClassifier(spatial_dims=images.ndim - 2, in_channels=images.shape[1], classes=values.shape[1])
+    _fit(net, images, (values - mean) / std, nn.functional.mse_loss, epochs=epochs, batch_size=batch_size, seed=seed)
+    return CovariateRegressor(net, mean=mean, std=std).eval()
+
+
+def _fit(model: SmallClassifier, images: torch.Tensor, targets: torch.Tensor, loss_fn, *, epochs: int, batch_size: int, seed: int) -> SmallClassifier:
+    """Plain AdamW epochs over shuffled mini-batches (seconds on a CPU; no checkpoints needed)."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     generator = torch.Generator().manual_seed(seed)
     model.train()
@@ -64,11 +101,18 @@ def train_classifier(
         order = torch.randperm(len(images), generator=generator)
         for i in range(0, len(images), batch_size):
             index = order[i : i + batch_size]
-            loss = nn.functional.cross_entropy(model(images[index]), labels[index].long())
+            loss = loss_fn(model(images[index]), targets[index])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
     return model.eval()
+
+
+@torch.no_grad()
+def regress(model: CovariateRegressor, images: torch.Tensor, *, batch_size: int = 256) -> torch.Tensor:
+    """Predicted covariates ``(N, k)``."""
+    model.eval()
+    return torch.cat([model(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
 
 
 @torch.no_grad()

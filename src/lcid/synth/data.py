@@ -114,6 +114,18 @@ def load_nifti_folder(
     return ImageSet(torch.stack(images).float())
 
 
+def split_in_two(data: ImageSet, *, seed: int = 0) -> tuple[ImageSet, ImageSet]:
+    """A seeded random half/half split (for data sets without predefined splits)."""
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    half = max(1, len(data) // 2)
+
+    def part(index: torch.Tensor) -> ImageSet:
+        pick = lambda t: None if t is None else t[index]  # noqa: E731
+        return ImageSet(data.images[index], labels=pick(data.labels), covariates=pick(data.covariates))
+
+    return part(order[:half]), part(order[half:])
+
+
 def load_dataset(kind: str, path: str | Path, *, split: str = "train", size: int = 32, voxel_mm=(2.0, 2.0, 2.0), shape=(64, 64, 64)) -> ImageSet:
     """The data set a config names: ``pneumoniamnist`` or ``nifti`` (a folder of volumes/DWI series)."""
     if kind == "pneumoniamnist":

@@ -11,6 +11,13 @@ frechet_noise
     The same between uniform-noise images and real images (the ceiling).
 class_accuracy
     Share of conditional samples the real-data classifier assigns to the requested class.
+covariate_r_<name>, covariate_r_real_<name>
+    Covariate-conditioned models: samples are generated with the covariates of the real test
+    images (so they follow the real covariate distribution); a regressor trained on the real
+    training images predicts each covariate back. ``covariate_r_<name>`` is the Pearson
+    correlation between requested and predicted values on samples, ``covariate_r_real_<name>``
+    the same on the real test images (the ceiling). The analogue of ``class_accuracy`` for
+    continuous conditions (after the volume-vs-condition correlations of Pinaya et al. 2022).
 ms_ssim_samples, ms_ssim_real
     Mean MS-SSIM between random pairs within samples / within real images (diversity; a
     much higher value for samples means mode collapse).
@@ -24,26 +31,49 @@ import torch
 
 from lcid.metrics.frechet import frechet_distance
 from lcid.metrics.ms_ssim import mean_pairwise_ms_ssim
-from lcid.synth.classifier import predict, train_classifier
+from lcid.errors import InputError
+from lcid.synth.classifier import predict, regress, train_classifier, train_regressor
 from lcid.synth.data import ImageSet
 from lcid.synth.model import SynthModel
 from lcid.synth.training import evaluate_reconstruction
 
 
-def generate_balanced(model: SynthModel, n: int, *, guidance: float, steps: int, seed: int, batch_size: int = 128) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``n`` samples; class-conditional models get the classes in turn. Returns images and requested classes."""
+def generate_balanced(
+    model: SynthModel,
+    n: int,
+    *,
+    guidance: float,
+    steps: int,
+    seed: int,
+    covariates: torch.Tensor | None = None,
+    batch_size: int = 128,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``n`` samples and the raw condition each was asked for.
+
+    Class-conditional models get the classes in turn; covariate-conditioned models get the rows
+    of ``covariates`` ``(n, k)`` (real covariates, so samples follow the real distribution).
+    """
     spec = model.diffusion_spec
     requested = None
     if spec is not None and spec.conditioning == "class":
         requested = torch.arange(n) % len(spec.classes)
     elif spec is not None and spec.conditioning == "covariates":
-        raise NotImplementedError("evaluation of covariate-conditioned models needs real covariates")
+        if covariates is None or len(covariates) < n:
+            raise InputError(f"evaluating a covariate-conditioned model needs {n} rows of real covariates ({', '.join(spec.covariates)})")
+        requested = covariates[:n].float().reshape(n, -1)
     chunks = []
     for k, i in enumerate(range(0, n, batch_size)):
         cond = None if requested is None else requested[i : i + batch_size]
         m = min(batch_size, n - i)
         chunks.append(model.sample(m, condition=cond, guidance=guidance, steps=steps, seed=seed + k))
     return torch.cat(chunks), requested
+
+
+def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Pearson correlation of two vectors; NaN when either is constant."""
+    a, b = a.double() - a.double().mean(), b.double() - b.double().mean()
+    denominator = float(a.norm() * b.norm())
+    return float((a * b).sum()) / denominator if denominator > 0 else float("nan")
 
 
 def evaluate(
@@ -60,7 +90,11 @@ def evaluate(
     torch.manual_seed(seed)
     classifier = train_classifier(train.images, train.labels, seed=seed)
     n = min(n, len(test))
-    samples, requested = generate_balanced(model, n, guidance=guidance, steps=steps, seed=seed)
+    spec = model.diffusion_spec
+    covariate_model = spec is not None and spec.conditioning == "covariates"
+    if covariate_model and (train.covariates is None or test.covariates is None):
+        raise InputError("evaluating a covariate-conditioned model needs real images with covariates (train and test)")
+    samples, requested = generate_balanced(model, n, guidance=guidance, steps=steps, seed=seed, covariates=test.covariates)
     real = test.images[:n]
     generator = torch.Generator().manual_seed(seed)
     other = train.images[torch.randperm(len(train), generator=generator)[:n]]
@@ -80,7 +114,14 @@ def evaluate(
     }
     if test.labels is not None:
         metrics["classifier_accuracy_real"] = float((p_real == test.labels[:n]).float().mean())
-    if requested is not None:
+    if requested is not None and not covariate_model:
         metrics["class_accuracy"] = float((p_samples == requested).float().mean())
+    if covariate_model:
+        regressor = train_regressor(train.images, train.covariates, seed=seed)
+        on_samples, on_real = regress(regressor, samples), regress(regressor, real)
+        truth = test.covariates[:n].float().reshape(n, -1)
+        for j, name in enumerate(spec.covariates):
+            metrics[f"covariate_r_{name}"] = pearson(on_samples[:, j], requested[:, j])
+            metrics[f"covariate_r_real_{name}"] = pearson(on_real[:, j], truth[:, j])
     metrics.update(evaluate_reconstruction(model, test.images))
     return metrics

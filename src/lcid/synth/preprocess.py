@@ -1,6 +1,6 @@
 """Preprocessing as MONAI transform chains, usable on their own.
 
-3D: skull-strip with a mask, resample to a voxel size, pad/crop to a shape, background 0,
+3D: skull-strip with a mask, reorient to RAS, resample to a voxel size, pad/crop to a shape, background 0,
 min-max to [0, 1]. 2D: pad to a square, resize, min-max to [0, 1].
 """
 
@@ -26,6 +26,7 @@ def volume_transform(
         Compose,
         CropForegroundd,
         MaskIntensityd,
+        Orientationd,
         ResizeWithPadOrCropd,
         ScaleIntensityd,
         Spacingd,
@@ -35,6 +36,8 @@ def volume_transform(
     return Compose(
         [
             MaskIntensityd(keys="image", mask_key="mask"),
+            # One orientation for all sources, so a model never learns left-right/up-down flipped copies.
+            Orientationd(keys=keys, axcodes="RAS"),
             Spacingd(keys=keys, pixdim=tuple(float(v) for v in voxel_mm), mode=("bilinear", "nearest")),
             CropForegroundd(keys=keys, source_key="mask", allow_smaller=True),
             ResizeWithPadOrCropd(keys=keys, spatial_size=tuple(int(s) for s in shape)),
