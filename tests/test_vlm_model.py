@@ -123,3 +123,16 @@ def test_prompt_polar_and_schedule():
     factors = [lr_factor(s, warmup=10, total=100, schedule="cosine") for s in range(101)]
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(factors[10:], factors[11:], strict=False)) and factors[100] == pytest.approx(0.05)
+
+
+def test_final_answer_rules():
+    from types import SimpleNamespace
+
+    from lcid.vlm.predict import Prediction, final_answer
+
+    vqa = SimpleNamespace(cfg=SimpleNamespace(head="multiclass"))
+    pred = Prediction(generated="left lung", head=(("with contrast", 0.5), ("no", 0.2), ("right", 0.2), ("yes", 0.1)))
+    assert final_answer(vqa, pred, question="Is the lesion on the left or right?") == "right"
+    assert final_answer(vqa, pred, question="Is there a mass?") == "no"
+    assert final_answer(vqa, pred, question="How was it taken?") == "with contrast"
+    assert final_answer(SimpleNamespace(cfg=SimpleNamespace(head="multilabel")), pred, question="x?") == "left lung"

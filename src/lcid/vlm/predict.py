@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from lcid.io.vqa import normalize_answer
 from lcid.vlm.data import encode_example
 from lcid.vlm.model import FlamingoVLM
 
@@ -128,13 +129,25 @@ def final_answer(model: FlamingoVLM, prediction: Prediction, *, question: str = 
     """The answer shown to the user.
 
     A multiclass head over the training answers decides when it has one (on VQA-RAD it is
-    more accurate than free generation, see docs/vqa.md); for a polar question the more
-    probable of ``yes``/``no`` is taken when the head knows both. Otherwise the generated text.
+    more accurate than free generation, see docs/vqa.md): for a polar question the more
+    probable of ``yes``/``no``; for an alternative question ("left or right?") the more
+    probable of the head's answers named in the question; otherwise its top answer.
+    Without such a head, the generated text.
     """
     if model.cfg.head == "multiclass" and prediction.head:
         if question and is_polar_question(question):
-            polar = [(label, p) for label, p in prediction.head if label in ("yes", "no")]
-            if polar:
-                return max(polar, key=lambda lp: lp[1])[0]
+            candidates = [(label, p) for label, p in prediction.head if label in ("yes", "no")]
+        else:
+            candidates = _offered_options(question, prediction.head)
+        if candidates:
+            return max(candidates, key=lambda lp: lp[1])[0]
         return prediction.head[0][0]
     return prediction.generated
+
+
+def _offered_options(question: str, head: tuple[tuple[str, float], ...]) -> list[tuple[str, float]]:
+    """Head answers that appear as whole words in an alternative (" or ") question."""
+    text = f" {normalize_answer(question)} "
+    if " or " not in text:
+        return []
+    return [(label, p) for label, p in head if label and f" {label} " in text and label != "or"]
