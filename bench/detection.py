@@ -62,6 +62,7 @@ class Case:
     found: dict[str, str] = field(default_factory=dict)
     confidence: dict[str, float] = field(default_factory=dict)
     found_where: dict[str, dict] = field(default_factory=dict)
+    metrics: dict[str, dict] = field(default_factory=dict)
     seconds: float = 0.0
 
 
@@ -75,14 +76,15 @@ def inherent_grade(problem: str, scan) -> str:
     return grade(30 - best, problem)
 
 
-def make_cases(seeds: int, quick: bool) -> list[tuple[str, dict[str, str], int]]:
-    sources = [*SOURCES, "phantom"]
+def make_cases(
+    seeds: int, quick: bool, *, sources: tuple[str, ...] = (*SOURCES, "phantom"), problems: tuple[str, ...] = CORE_PROBLEMS
+) -> list[tuple[str, dict[str, str], int]]:
     plans = []
     for source in sources:
         plans += [(source, {}, seed) for seed in range(1 if source in SOURCES else seeds)]
-        for problem, severity, seed in itertools.product(CORE_PROBLEMS, SEVERITIES, range(seeds)):
+        for problem, severity, seed in itertools.product(problems, SEVERITIES, range(seeds)):
             plans.append((source, {problem: severity}, 100 + seed))
-        pairs = list(itertools.combinations(CORE_PROBLEMS, 2))
+        pairs = list(itertools.combinations(problems, 2))
         for k, (a, b) in enumerate(pairs[: 3 if quick else len(pairs)]):
             plans.append((source, {a: "moderate", b: "moderate"}, 500 + k))
     return plans
@@ -102,6 +104,7 @@ def run_case(source: str, injected: dict[str, str], seed: int, cache: dict) -> C
     for problem in PROBLEM_IDS:
         f = findings[problem]
         case.found[problem], case.confidence[problem], case.found_where[problem] = f.severity, f.confidence, f.where
+        case.metrics[problem] = {k: v for k, v in f.to_dict()["metrics"].items() if not isinstance(v, list)}
         if problem in injected:
             case.expected[problem] = injected[problem]
         elif problem in ACQUISITION_PROBLEMS:
@@ -209,9 +212,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer problem pairs")
     parser.add_argument("--markdown", type=Path, help="write the tables to this Markdown file")
     parser.add_argument("--cases-json", type=Path, help="save every case's result")
+    parser.add_argument("--sources", nargs="+", default=[*SOURCES, "phantom"], choices=[*SOURCES, "phantom"])
+    parser.add_argument("--problems", nargs="+", default=list(CORE_PROBLEMS), choices=list(CORE_PROBLEMS),
+                        help="problems to inject (every case still runs the full check)")
     args = parser.parse_args()
     cache: dict = {}
-    plans = make_cases(args.seeds, args.quick)
+    plans = make_cases(args.seeds, args.quick, sources=tuple(args.sources), problems=tuple(args.problems))
     cases = [run_case(*plan, cache) for plan in tqdm(plans, desc="cases")]
     rows = summarise(cases)
     print_table(rows, f"lcid check detection accuracy ({len(cases)} cases)")
