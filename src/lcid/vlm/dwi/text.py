@@ -1,8 +1,10 @@
 """Words around a DWI slice: acquisition text from a gradient table, questions, reference answers.
 
 Answers are written from the recommendations knowledge base (``lcid.advice``): the problem's
-title (always verbatim, so the problems named can be read back from any answer), the first
-sentence of its explanation and the first sentence of its first remedy, in varied wording.
+title (always verbatim, so the problems named can be read back from any answer), and the first
+sentence of one of its remedies, in varied wording. (The explanation sentences are available
+through :func:`problem_sentences`; they are left out of the answers the model learns, to keep
+generation short.)
 """
 
 from __future__ import annotations
@@ -100,8 +102,17 @@ def acquisition_text(facts: Mapping[str, Any], *, style: int = 0) -> str:
 
 
 def _first_sentence(text: str) -> str:
-    match = re.search(r"(.+?[.!?])(\s|$)", " ".join(text.split()))
-    return match.group(1) if match else text.strip()
+    """Text up to the first full stop that ends a sentence (not the one of "e.g." or "i.e.").
+
+    >>> _first_sentence("Use a model (e.g. DTI). Then stop.")
+    'Use a model (e.g. DTI).'
+    """
+    text = " ".join(text.split())
+    for match in re.finditer(r"[.!?](\s|$)", text):
+        head = text[: match.start() + 1]
+        if not re.search(r"\b(e\.g|i\.e|etc|cf)\.$", head):
+            return head
+    return text
 
 
 def problem_sentences(problem: str, severity: str, *, fields: Mapping[str, Any], variant: int) -> tuple[str, str]:
@@ -109,6 +120,8 @@ def problem_sentences(problem: str, severity: str, *, fields: Mapping[str, Any],
     advice = load_knowledge()[problem]
     explanation = _first_sentence(render(advice.explanation.get(severity, advice.explanation["moderate"]), fields))
     remedies = advice.remedies_for(severity if severity != "none" else "mild", {"brain": True})
+    # a remedy worded as an alternative to the one before it ("Or ...") cannot stand alone
+    remedies = tuple(r for r in remedies if not r.action.lstrip().lower().startswith("or "))
     action = _first_sentence(render(remedies[variant % len(remedies)].action, fields)) if remedies else ""
     return explanation, action
 
@@ -128,8 +141,7 @@ def reference_answer(
 ) -> str:
     """The answer the model learns for ``labels`` (problem ids shown), in wording ``variant``.
 
-    The first problem is explained with one remedy; any further ones are only named (short
-    answers keep generation under half a second on a CPU).
+    The problems are named with their severity, followed by one remedy for the first one.
     """
     polar = question in _POLAR
     if not labels:
@@ -138,9 +150,12 @@ def reference_answer(
     items = " and ".join(f"{title(p)} ({severities.get(p, 'moderate')})" for p in labels)
     parts = [_POLAR_NO[variant % 2]] if polar else []
     parts.append(_OPENINGS[variant % len(_OPENINGS)].format(items=items))
-    for p in labels[:1]:
-        explanation, action = problem_sentences(p, severities.get(p, "moderate"), fields=fields, variant=variant)
-        parts += [s for s in (explanation, action) if s]
+    # What to do about the first problem; the explanation stays out of the generated answer to
+    # keep it short (every generated token costs a full forward pass on the CPU).
+    _explanation, action = problem_sentences(labels[0], severities.get(labels[0], "moderate"), fields=fields,
+                                             variant=variant)
+    if action:
+        parts.append(action)
     return " ".join(parts)
 
 

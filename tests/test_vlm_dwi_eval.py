@@ -1,0 +1,86 @@
+"""Training and evaluation of a DWI model on a tiny simulated set (shared loop, CLI, scores)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from lcid.cli import app
+from lcid.vlm.dwi.build import BuildSettings, build, read_manifest
+from lcid.vlm.dwi.evaluate import evaluate_dwi, problem_scores
+from lcid.vlm.dwi.visibility import IMAGE_VISIBLE
+from lcid.vlm.inference import load_model
+
+TINY = {
+    "model": {"image_size": 32, "cnn_channels": [4, 8], "dim": 32, "n_layers": 1, "n_heads": 2, "n_latents": 2,
+              "max_length": 80, "answer_tokens": 6, "dropout": 0.0},
+    "train": {"steps": 2, "batch_size": 4, "seed": 0, "checkpoint_every": 2, "log_every": 1},
+    "vocab_size": 300,
+}
+
+
+def test_problem_scores_known_values():
+    truth = [["noise"], ["noise", "spikes"], [], ["spikes"]]
+    predicted = [["noise"], ["spikes"], ["noise"], []]
+    scores = problem_scores(truth, predicted, ["noise", "spikes", "ghosting"])
+    assert scores["noise"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
+    assert scores["spikes"]["precision"] == 1.0 and scores["spikes"]["recall"] == 0.5
+    assert scores["ghosting"]["support"] == 0
+    assert scores["macro_f1"] == pytest.approx((0.5 + 2 / 3) / 2)  # ghosting has no true case: left out
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dwi-eval")
+    data = build(root / "data", settings=BuildSettings(n=20, seed=3, sources=("phantom_0", "phantom_2"),
+                                                        views_per_scan=4, phantom_shape=(24, 24, 16)),
+                 cache=root / "cache", progress=False)
+    config = root / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    result = CliRunner().invoke(app, ["train", "vlm", "--config", str(config), "--data", str(data),
+                                      "--out", str(root / "run")])
+    assert result.exit_code == 0, result.output
+    return data, root / "run" / "model"
+
+
+def test_training_records_the_recipe_and_data(trained):
+    data, model_dir = trained
+    record = json.loads((model_dir / "training.json").read_text())
+    assert record["command"].startswith("lcid ")
+    assert record["data"]["build"]["seed"] == 3 and record["seed"] == 0
+    assert record["data"]["questions"] == len(read_manifest(data, split="train"))
+    cfg = load_model(model_dir).cfg
+    assert cfg.head == "multilabel" and cfg.answer_tokens == 6
+
+
+def test_evaluate_gives_bounded_scores(trained):
+    data, model_dir = trained
+    rows = read_manifest(data, split="test")
+    result = evaluate_dwi(load_model(model_dir), rows, embeddings=False, latency_samples=2, acq_effect_images=4)
+    assert result["n"] == len(rows) > 0
+    for source in ("head", "text"):
+        scores = result[source]["image_visible"]
+        assert set(IMAGE_VISIBLE) <= set(scores)
+        assert all(0.0 <= scores[p]["f1"] <= 1.0 for p in IMAGE_VISIBLE)
+        assert math.isnan(scores["macro_f1"]) or 0.0 <= scores["macro_f1"] <= 1.0
+    assert 0.0 <= result["bleu1"] <= 1.0
+    assert result["latency_s"]["samples"] == 2 and result["latency_s"]["median"] > 0
+    assert len(result["examples"]) >= 1
+
+
+def test_eval_command_json(trained):
+    data, model_dir = trained
+    result = CliRunner().invoke(app, ["eval", "vlm", "--model", str(model_dir), "--data", str(data), "--json",
+                                      "--no-embeddings", "--limit", "6", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.output[result.output.index("{"):])
+    assert scores["n"] == 6 and "acquisition_effect" in scores
+
+
+def test_eval_command_refuses_a_vqa_model(tmp_path):
+    result = CliRunner().invoke(app, ["eval", "vlm", "--model", "vqa-rad", "--data", str(tmp_path)])
+    assert result.exit_code == 2 and "multi-label" in result.output
