@@ -55,6 +55,8 @@ def test_training_records_the_recipe_and_data(trained):
     assert record["data"]["questions"] == len(read_manifest(data, split="train"))
     cfg = load_model(model_dir).cfg
     assert cfg.head == "multilabel" and cfg.answer_tokens == 6
+    card = (model_dir / "README.md").read_text()
+    assert "lcid data build-vlm --out runs/dwi-vlm-data --n 20 --seed 3" in card and "philips_achieva" in card
 
 
 def test_evaluate_gives_bounded_scores(trained):

@@ -118,6 +118,7 @@ def eval_vlm_command(
     from lcid.cli import fail
     from lcid.io.atomic import atomic_write_text
     from lcid.vlm.dwi.build import read_manifest
+    from lcid.vlm.dwi.card import write_dwi_card
     from lcid.vlm.dwi.evaluate import evaluate_dwi
     from lcid.vlm.inference import load_model, resolve_model
 
@@ -133,6 +134,7 @@ def eval_vlm_command(
         result["data"] = {"dir": str(data_dir), "split": split}
         if record:
             atomic_write_text(resolve_model(model) / "evaluation.json", json.dumps(result, indent=2) + "\n")
+            write_dwi_card(resolve_model(model))
     except InputError as exc:
         fail(str(exc))
     if json_out:

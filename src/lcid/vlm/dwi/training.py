@@ -26,10 +26,10 @@ from lcid.train.loop import fit
 from lcid.vlm.config import VLMConfig
 from lcid.vlm.data import VLMDataset, VLMExample
 from lcid.vlm.dwi.build import read_manifest
+from lcid.vlm.dwi.card import write_dwi_card
 from lcid.vlm.dwi.text import QUESTIONS
 from lcid.vlm.image import load_image
 from lcid.vlm.model import FlamingoVLM
-from lcid.vlm.model_card import write_model_card
 from lcid.vlm.objective import vlm_loss
 from lcid.vlm.prompt import build_prompt
 from lcid.vlm.tokenizer import VLMTokenizer
@@ -95,5 +95,5 @@ def train_dwi(
     with atomic_dir(out_dir / "model") as tmp:
         model.save_pretrained(tmp, config=cfg.to_dict(), model_card_kwargs={})
         (tmp / "training.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
-        write_model_card(tmp, cfg)
+        write_dwi_card(tmp)
     return record

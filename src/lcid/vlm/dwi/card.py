@@ -1,0 +1,53 @@
+"""The model card of a DWI model: the shared card plus how to rebuild the data, retrain and what it scores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from lcid.io.atomic import atomic_write_text
+from lcid.vlm.config import VLMConfig
+from lcid.vlm.model_card import EVALUATION_FILE, TRAINING_FILE, render_model_card
+
+
+def render_dwi_card(cfg: VLMConfig, training: dict[str, Any] | None, evaluation: dict[str, Any] | None) -> str:
+    """Markdown: :func:`lcid.vlm.model_card.render_model_card` (without its VQA score table),
+    the commands that rebuild the data set and retrain the model, and the DWI scores."""
+    text = render_model_card(cfg, training, None)
+    build = ((training or {}).get("data") or {}).get("build") or {}
+    lines = [
+        "", "## What it does", "",
+        "Looks at one DWI slice picture (PNG/JPEG or a NIfTI slice), optionally with acquisition text and",
+        "`lcid check` findings, names the problems it shows (multi-label head over the lcid problem ids)",
+        "and answers in words (generated). See docs/vlm.md for which problems one slice can show.",
+        "", "## Rebuild and retrain", "", "```bash",
+        f"lcid data build-vlm --out runs/dwi-vlm-data --n {build.get('n', '?')} --seed {build.get('seed', '?')}",
+        f"{(training or {}).get('command', 'lcid train vlm --config configs/vlm/dwi.yaml')}",
+        "```", "",
+        f"Held out (never trained on): {', '.join(build.get('holdout', [])) or 'see build.json'}.",
+    ]
+    if evaluation:
+        head = evaluation["head"]["image_visible"]
+        text_scores = evaluation["text"]["image_visible"]
+        lines += ["", "## Evaluation (held-out scanner and phantom)", "",
+                  "| metric | value |", "| --- | --- |",
+                  f"| questions | {evaluation['n']} |",
+                  f"| macro F1, image-visible problems, head | {head['macro_f1']:.3f} |",
+                  f"| macro F1, image-visible problems, generated text | {text_scores['macro_f1']:.3f} |",
+                  f"| BLEU-4 | {evaluation['bleu4']:.3f} |"]
+        if "embedding_cosine" in evaluation:
+            lines.append(f"| embedding cosine | {evaluation['embedding_cosine']:.3f} |")
+        latency = evaluation.get("latency_s") or {}
+        if latency:
+            lines.append(f"| latency per answer, median (s, {latency['threads']} thread(s)) | {latency['median']:.3f} |")
+    return text + "\n".join(lines) + "\n"
+
+
+def write_dwi_card(folder: str | Path) -> Path:
+    """(Re)write ``README.md`` of a DWI model folder from its config, training and evaluation records."""
+    folder = Path(folder)
+    cfg = VLMConfig.from_dict(json.loads((folder / "config.json").read_text()))
+    records = [json.loads((folder / name).read_text()) if (folder / name).is_file() else None
+               for name in (TRAINING_FILE, EVALUATION_FILE)]
+    return atomic_write_text(folder / "README.md", render_dwi_card(cfg, *records))
