@@ -54,6 +54,26 @@ def test_cropped_vertex_is_measured(n_kept):
     assert finding.where["slices"] == [n_kept - 1]
 
 
+def _thick(scan: DWIScan, k: int) -> DWIScan:
+    """Average ``k`` slices into one slab (a thicker 2D slice), top slab flush with the old top."""
+    n = scan.shape[2] // k * k
+    start = scan.shape[2] - n
+    data = scan.data[:, :, start:].reshape(*scan.shape[:2], n // k, k, -1).mean(axis=3)
+    affine = scan.affine.copy()
+    affine[:3, 3] += affine[:3, :3] @ np.array([0.0, 0.0, start + (k - 1) / 2])
+    affine[:3, 2] *= k
+    return scan.replace(data=np.ascontiguousarray(data, dtype=np.float32), affine=affine)
+
+
+@pytest.mark.parametrize("k", [2, 3, 4])
+def test_thick_slabs_do_not_change_the_estimate(k):
+    full = _thick(_head(), k)
+    assert _detect(full).severity == "none"
+    cropped = _crop(_head(), slice(0, 30))
+    thin = _detect(cropped).metrics["superior_cut_mm"]
+    assert _detect(_thick(cropped, k)).metrics["superior_cut_mm"] == pytest.approx(thin, abs=3.0)
+
+
 def test_flipped_axis_finds_the_superior_end():
     scan = _crop(_head(), slice(0, 28))
     affine = scan.affine.copy()
