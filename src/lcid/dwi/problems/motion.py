@@ -2,12 +2,18 @@
 
 Between volumes: the rigid part of the shared alignment (:mod:`lcid.dwi.registration`),
 with the gradient-predicted eddy-current shift along phase encoding taken out, gives each
-volume's position. Framewise displacement (FD) follows Power et al. 2012 (NeuroImage
-59:2142): the sum of absolute changes of the three translations (mm) and of the three
-rotations converted to arc length on a 50 mm sphere. Positions are compared within a
-contrast group (b0s with b0s, each shell with itself), because the link between
-different contrasts is not measurable to better than about a millimetre; FD of a volume
-is its change from the previous volume of its own group.
+volume's position relative to its contrast group's reference (b0s, each shell); the link
+between contrasts is not measurable to better than about a millimetre, so each group's
+median position is taken as the head's resting position (most volumes do not move).
+Each volume's displacement from it is measured on the 50 mm sphere of Power et al. 2012
+(NeuroImage 59:2142): Σ|Δt| (mm) + 50 mm · Σ|Δθ| (rad).
+
+Registration of a single low-SNR volume is noisy (a few tenths of a mm on real data), and
+frame-to-frame differences of noisy positions double that noise. A volume therefore
+counts as moved only where its displacement stands out of its group's estimator noise:
+beyond the group median displacement plus :data:`NOISE_K` robust standard deviations
+(MAD); the others are set to the resting position. Framewise displacement (FD, Power et
+al.) is then the change between consecutive registered volumes in acquisition order.
 
 Within a volume: with interleaved slice acquisition, motion during the TR displaces the
 odd slices against the even ones ("venetian blind"). Each interior odd slice is compared
@@ -18,7 +24,6 @@ is found by phase correlation (scikit-image).
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from lcid.dwi.context import CheckContext
 from lcid.dwi.finding import Finding
@@ -29,18 +34,22 @@ from lcid.io.scan import DWIScan
 PROBLEM = "motion"
 #: Radius (mm) of the sphere that converts rotations to displacement (Power et al. 2012).
 SPHERE_MM = 50.0
+#: Robust standard deviations (MAD) above its group's median displacement at which a
+#: volume counts as moved (3.5: the usual MAD outlier rule, Iglewicz & Hoaglin 1993).
+NOISE_K = 3.5
 
 
 def detect(scan: DWIScan, context: CheckContext) -> Finding:
     """Grade subject motion in ``scan``.
 
-    Metrics: ``max_fd_mm``, ``mean_fd_mm``, ``max_translation_mm``, ``max_rotation_deg``
-    (from each volume's group reference), ``interleave_shift_vox`` (largest odd/even
-    in-plane slice shift), ``volumes_registered``. The graded magnitude is the larger of
+    Metrics: ``max_fd_mm``, ``mean_fd_mm`` (FD of the denoised positions, see module
+    doc), ``max_displacement_mm`` (largest raw displacement from a group median, noise
+    included), ``volumes_moved``, ``max_translation_mm``, ``max_rotation_deg`` (raw, from
+    each volume's group reference), ``interleave_shift_vox`` (largest odd/even in-plane
+    slice shift), ``volumes_registered``. The graded magnitude is the larger of
     ``max_fd_mm`` and ``interleave_shift_vox`` (the severity scale gives both the same
-    bounds). ``where.volumes``: volumes displaced from their group's median position by
-    at least the ``mild`` bound (same 50 mm-sphere measure), or with an interleave shift
-    of at least the ``mild`` bound.
+    bounds). ``where.volumes``: moved volumes displaced by at least half the ``mild``
+    bound, and volumes with an interleave shift of at least the ``mild`` bound.
     """
     if context.is_phantom:
         return Finding(problem=PROBLEM, applicable=False, metrics={"reason": "phantom"})
@@ -49,15 +58,17 @@ def detect(scan: DWIScan, context: CheckContext) -> Finding:
     translations = alignment.translations_mm.copy()
     translations[:, alignment.pe_axis] -= eddy.shift_mm
     rotvecs = alignment.rotation_vectors_rad
-    fd = framewise_displacement(translations, alignment.rotations, alignment.group, alignment.registered)
-    offset = displacement_from_median(translations, rotvecs, alignment.group, alignment.registered)
-    interleave = interleave_shifts(scan.data, slice_axis=context.slice_axis)
     ok = alignment.registered
+    offset = displacement_from_median(translations, rotvecs, alignment.group, ok)
+    moved = significant_displacements(offset, alignment.group, ok)
+    t_rest, r_rest = resting_positions(translations, rotvecs, alignment.group, ok, moved=moved)
+    fd = framewise_displacement(t_rest, r_rest, ok)
+    interleave = interleave_shifts(scan.data, slice_axis=context.slice_axis)
     max_fd = float(fd.max()) if fd.size else 0.0
     max_interleave = float(interleave.max()) if interleave.size else 0.0
     magnitude = max(max_fd, max_interleave)
     mild = SCALE[PROBLEM][0]
-    affected = np.flatnonzero((offset >= mild) | (interleave >= mild))
+    affected = np.flatnonzero((moved & (offset >= mild / 2)) | (interleave >= mild))
     return Finding(
         problem=PROBLEM,
         severity=grade(magnitude, PROBLEM),
@@ -65,6 +76,8 @@ def detect(scan: DWIScan, context: CheckContext) -> Finding:
         metrics={
             "max_fd_mm": round(max_fd, 3),
             "mean_fd_mm": round(float(fd[ok].mean()) if ok.any() else 0.0, 3),
+            "max_displacement_mm": round(float(offset.max()) if ok.any() else 0.0, 3),
+            "volumes_moved": int(moved.sum()),
             "max_translation_mm": round(float(np.abs(translations[ok]).max()) if ok.any() else 0.0, 3),
             "max_rotation_deg": round(float(np.degrees(np.linalg.norm(rotvecs[ok], axis=1)).max()) if ok.any() else 0.0, 3),
             "interleave_shift_vox": round(max_interleave, 3),
@@ -82,36 +95,27 @@ def detect(scan: DWIScan, context: CheckContext) -> Finding:
     )
 
 
-def framewise_displacement(
-    translations_mm: np.ndarray, rotations: np.ndarray, group: np.ndarray, valid: np.ndarray
-) -> np.ndarray:
-    """Power FD of each volume from the previous valid volume of the same group, mm ``(N,)``.
+def framewise_displacement(translations_mm: np.ndarray, rotvecs_rad: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Power FD of each volume from the previous valid volume, mm ``(N,)``.
 
     Parameters
     ----------
-    translations_mm
-        ``(N, 3)`` translations.
-    rotations
-        ``(N, 3, 3)`` rotation matrices.
-    group, valid
-        ``(N,)`` group index and whether the volume's transform is usable; the first
-        volume of each group (and invalid volumes) get FD 0.
+    translations_mm, rotvecs_rad
+        ``(N, 3)`` positions (mm) and rotation vectors (rad) in one frame.
+    valid
+        ``(N,)`` whether the volume's position is usable; the first valid volume (and
+        invalid volumes) get FD 0.
 
     >>> t = np.array([[0, 0, 0], [1.0, 0, 0], [1.0, 0.5, 0]])
-    >>> framewise_displacement(t, np.tile(np.eye(3), (3, 1, 1)), np.zeros(3, int), np.ones(3, bool)).tolist()
+    >>> framewise_displacement(t, np.zeros((3, 3)), np.ones(3, bool)).tolist()
     [0.0, 1.0, 0.5]
     """
     fd = np.zeros(len(translations_mm))
-    last: dict[int, int] = {}
-    for v in range(len(translations_mm)):
-        if not valid[v]:
-            continue
-        g = int(group[v])
-        if g in last:
-            p = last[g]
-            relative = Rotation.from_matrix(rotations[v] @ rotations[p].T).as_rotvec()
-            fd[v] = np.abs(translations_mm[v] - translations_mm[p]).sum() + SPHERE_MM * np.abs(relative).sum()
-        last[g] = v
+    index = np.flatnonzero(valid)
+    if index.size > 1:
+        dt = np.abs(np.diff(translations_mm[index], axis=0)).sum(1)
+        dr = np.abs(np.diff(rotvecs_rad[index], axis=0)).sum(1)
+        fd[index[1:]] = dt + SPHERE_MM * dr
     return fd
 
 
@@ -119,15 +123,49 @@ def displacement_from_median(
     translations_mm: np.ndarray, rotvecs_rad: np.ndarray, group: np.ndarray, valid: np.ndarray
 ) -> np.ndarray:
     """Each volume's 50 mm-sphere displacement from its group's median position, mm ``(N,)``."""
-    out = np.zeros(len(translations_mm))
+    t, r = resting_positions(translations_mm, rotvecs_rad, group, valid, moved=valid)
+    return np.abs(t).sum(1) + SPHERE_MM * np.abs(r).sum(1)
+
+
+def significant_displacements(offset_mm: np.ndarray, group: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Volumes whose displacement stands out of their group's estimator noise, bool ``(N,)``.
+
+    Beyond ``median + NOISE_K · 1.4826 · MAD`` of the group's displacements. Groups of
+    fewer than 4 volumes have no usable noise estimate: their volumes count when beyond
+    the ``mild`` bound.
+
+    >>> d = np.array([0.2, 0.3, 0.25, 0.2, 0.35, 0.3, 2.0])
+    >>> significant_displacements(d, np.zeros(7, int), np.ones(7, bool)).tolist()
+    [False, False, False, False, False, False, True]
+    """
+    out = np.zeros(len(offset_mm), bool)
     for g in np.unique(group[valid]):
         members = np.flatnonzero((group == g) & valid)
-        t_med = np.median(translations_mm[members], axis=0)
-        r_med = np.median(rotvecs_rad[members], axis=0)
-        out[members] = np.abs(translations_mm[members] - t_med).sum(1) + SPHERE_MM * np.abs(
-            rotvecs_rad[members] - r_med
-        ).sum(1)
+        d = offset_mm[members]
+        if len(members) < 4:
+            out[members] = d >= SCALE[PROBLEM][0]
+            continue
+        centre = float(np.median(d))
+        floor = centre + NOISE_K * 1.4826 * float(np.median(np.abs(d - centre)))
+        out[members] = d > floor
     return out
+
+
+def resting_positions(
+    translations_mm: np.ndarray, rotvecs_rad: np.ndarray, group: np.ndarray, valid: np.ndarray, *, moved: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions relative to each group's median, with volumes not ``moved`` set to zero.
+
+    Returns translations (mm) and rotation vectors (rad), both ``(N, 3)``.
+    """
+    t = np.zeros_like(translations_mm)
+    r = np.zeros_like(rotvecs_rad)
+    for g in np.unique(group[valid]):
+        members = np.flatnonzero((group == g) & valid)
+        keep = members[moved[members]]
+        t[keep] = translations_mm[keep] - np.median(translations_mm[members], axis=0)
+        r[keep] = rotvecs_rad[keep] - np.median(rotvecs_rad[members], axis=0)
+    return t, r
 
 
 def interleave_shifts(data: np.ndarray, *, slice_axis: int = 2) -> np.ndarray:
