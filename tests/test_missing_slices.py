@@ -72,14 +72,32 @@ def test_high_b_noisy_scan_no_false_alarm_and_dropout_found():
     assert finding.severity == "severe"
 
 
-def test_single_b0_dropout_uses_neighbouring_slices():
-    scan = make_scan(n_b0=1, seed=2)
-    finding = _detect(_with_dropout(scan, [(0, 9)], factor=0.2))
-    assert [0, 9] in finding.where["pairs"]
+def test_small_shell_dropout_uses_neighbouring_slices():
+    scan = make_scan(n_b0=1, n_dirs=2, seed=2)  # a shell of two volumes: no across-volume median
+    finding = _detect(_with_dropout(scan, [(1, 9)], factor=0.2))
+    assert finding.where["pairs"] == [[1, 9]]
     assert finding.severity in ("moderate", "severe")
 
 
-def test_edge_slices_without_brain_are_ignored(synthetic_scan):
+def test_b0_volumes_are_not_scored():
+    scan = make_scan(n_b0=1, seed=2)  # no diffusion encoding: no motion-induced dropout
+    finding = _detect(_with_dropout(scan, [(0, 9)], factor=0.2))
+    assert finding.where["pairs"] == []
+    assert np.isnan(finding.evidence["z_scores"][0]).all()
+
+
+def test_smooth_change_across_slices_is_not_a_dropout(synthetic_scan):
+    # A volume that moved through-plane changes a run of slices smoothly; a dropout is one slice.
+    data = synthetic_scan.data.copy()
+    data[:, :, :, 12] *= np.linspace(1.0, 0.3, data.shape[2])[None, None, :].astype(np.float32)
+    finding = _detect(synthetic_scan.replace(data=data))
+    assert finding.where["pairs"] == []
+    assert finding.metrics["n_smooth_changes"] > 0
+    dropped = _detect(_with_dropout(synthetic_scan.replace(data=data), [(12, 8)], factor=0.3))
+    assert dropped.where["pairs"] == [[12, 8]]
+
+
+def test_edge_slices_are_ignored(synthetic_scan):
     finding = _detect(_with_dropout(synthetic_scan, [(5, 0), (6, 19)]))
     assert finding.where["pairs"] == []
     assert np.isnan(finding.evidence["z_scores"][:, 0]).all()

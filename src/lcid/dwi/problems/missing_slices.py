@@ -23,10 +23,23 @@ or ``MultibandAccelerationFactor``; a slice whose group as a whole is an outlier
 (Stouffer-combined z below ``-OUTLIER_Z``) is flagged from the weaker per-slice bar
 :data:`PARTNER_Z`.
 
-Only slices with enough brain are scored (:data:`MIN_BRAIN_FRACTION`): edge slices have
-few voxels and large partial-volume changes. A flagged pair is reported when the signal
-it lost, ``1 - observed/expected``, reaches the ``mild`` bound of the severity scale;
-the magnitude graded is the largest such loss.
+Only diffusion-weighted volumes are scored: the dropout is dephasing by motion during the
+diffusion encoding, which a b0 volume has not got (eddy likewise detects outliers in the
+diffusion-weighted volumes only). Only slices with enough brain are scored
+(:data:`MIN_BRAIN_FRACTION`): edge slices have few voxels and large partial-volume changes.
+Neither are the first and last slice of the field of view: a volume that moved
+through-plane has no data for part of them (eddy likewise leaves out the voxels that move
+out of the field of view), and without registration that loss cannot be told from a
+dropout.
+
+A dropout is local to the slice (or multiband group) excited at the moment of the motion:
+its neighbouring slices, acquired at other times, keep their signal. A volume that moved
+through-plane, or whose thick slices shift partial volume at the edge of the brain,
+changes a run of neighbouring slices smoothly instead. A flagged pair is therefore
+reported only when the signal it lost, ``1 - observed/expected``, reaches the ``mild``
+bound of the severity scale both against the other volumes and against the mean of its
+scored neighbouring slices in the same volume (``local_loss``); the magnitude graded is
+the largest loss.
 """
 
 from __future__ import annotations
@@ -79,13 +92,17 @@ def detect(scan: DWIScan, context: CheckContext) -> Finding:
     mask = np.moveaxis(context.mask, context.slice_axis, 2)
     means, area = slice_means(data, mask)
     scored = (area >= MIN_BRAIN_FRACTION * max(int(area.max()), 1)) & (area >= MIN_SLICE_VOXELS)
+    scored[[0, -1]] = False
     n_vol, n_slices = means.shape
     groups = multiband_groups(n_slices, scan.sidecar)
-    log_ratio, z = dropout_scores(means, scored, [s.volumes for s in context.shells])
+    b0 = set(context.b0_volumes)
+    shells = [[v for v in s.volumes if v not in b0] for s in context.shells]
+    log_ratio, z = dropout_scores(means, scored, [v for v in shells if v])
     flagged = flag_outliers(z, groups)
     loss = 1.0 - np.exp(log_ratio)
+    local = 1.0 - np.exp(log_ratio - neighbour_mean(log_ratio))
     mild = SCALE[PROBLEM][0]
-    reported = flagged & (loss >= mild)
+    reported = flagged & (loss >= mild) & (local >= mild)
     pairs = [[int(v), int(s)] for v, s in zip(*np.nonzero(reported), strict=True)]
     worst = float(loss[reported].max()) if pairs else 0.0
     metrics = {
@@ -93,6 +110,7 @@ def detect(scan: DWIScan, context: CheckContext) -> Finding:
         "n_bad_volumes": len({p[0] for p in pairs}),
         "max_signal_loss": round(worst, 4),
         "n_weak_outliers": int((flagged & ~reported).sum()),
+        "n_smooth_changes": int((flagged & (loss >= mild) & (local < mild)).sum()),
         "min_z": _finite_min(z),
         "n_scored_slices": int(scored.sum()),
         "multiband_factor": len(groups[0]) if groups else 1,
@@ -218,6 +236,17 @@ def _neighbour_residuals(logs: np.ndarray) -> np.ndarray:
     """``(V, S)`` log means -> residuals against the mean of each slice's scored neighbours."""
     padded = np.concatenate([logs[:, 1:2], logs, logs[:, -2:-1]], axis=1)
     return logs - 0.5 * (padded[:, :-2] + padded[:, 2:])
+
+
+def neighbour_mean(values: np.ndarray) -> np.ndarray:
+    """``(N, Z)`` -> mean of each element's finite neighbours along the slice axis (0 where
+    it has none, so that an isolated scored slice is compared with nothing)."""
+    finite = np.isfinite(values)
+    padded = np.pad(np.where(finite, values, 0.0), ((0, 0), (1, 1)))
+    count = np.pad(finite.astype(float), ((0, 0), (1, 1)))
+    total = padded[:, :-2] + padded[:, 2:]
+    n = count[:, :-2] + count[:, 2:]
+    return np.where(n > 0, total / np.maximum(n, 1.0), 0.0)
 
 
 def flag_outliers(z: np.ndarray, groups: list[list[int]] | None) -> np.ndarray:
