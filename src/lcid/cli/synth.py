@@ -60,6 +60,7 @@ def generate_command(
     sampler: str = typer.Option("ddim", help="ddim or ddpm."),
     steps: int = typer.Option(50, help="Sampling steps (DDIM)."),
     seed: int = typer.Option(0, help="Random seed of the starting noise."),
+    threads: int = typer.Option(2, help="CPU threads for torch."),
 ) -> None:
     """Generate images: PNG (2D) or NIfTI (3D) files plus contact_sheet.png and generate.json."""
     import torch
@@ -70,7 +71,7 @@ def generate_command(
     from lcid.synth.export import contact_sheet, write_samples
     from lcid.synth.model import load_model
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(max(1, threads))
     if n < 1:
         fail("--n must be at least 1")
     try:
@@ -98,6 +99,7 @@ def eval_synth_command(
     steps: int = typer.Option(50, help="DDIM steps."),
     seed: int = typer.Option(0, help="Random seed."),
     json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    threads: int = typer.Option(2, help="CPU threads for torch."),
 ) -> None:
     """Score samples against real images (Fréchet distance on a small real-data classifier, NOT Inception FID)."""
     import torch
@@ -107,7 +109,7 @@ def eval_synth_command(
     from lcid.synth.evaluation import evaluate
     from lcid.synth.model import load_model
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(max(1, threads))
     try:
         synth = load_model(model)
         d = synth.meta.get("data", {})
