@@ -109,6 +109,29 @@ def train_vqa(
         examples, images, tokenizer, image_size=cfg.image_size, max_length=cfg.max_length,
         head_labels=cfg.head_labels, head="multiclass", augment=True,
     )
+    data_record = {"dir": str(data_dir), "format": data_format, "split": "train", "questions": len(samples),
+                   "images": len(images), "head_answers": len(labels)}
+    return fit_and_save(model, tokenizer, dataset, settings, out_dir, command=command, data_record=data_record,
+                        write_card=lambda folder: write_model_card(folder, model.cfg))
+
+
+def fit_and_save(
+    model: FlamingoVLM,
+    tokenizer: VLMTokenizer,
+    dataset: VLMDataset,
+    settings,
+    out_dir: Path,
+    *,
+    command: str,
+    data_record: dict,
+    write_card,
+) -> dict:
+    """Train with the shared loop, then save model, tokenizer, training record and card.
+
+    The record (command, data, settings, seed, result, versions) lets anyone retrain the
+    same model; everything lands in ``out_dir/model`` atomically.
+    """
+    cfg = model.cfg
     train_config = TrainConfig.from_dict({**settings.train, "out_dir": str(out_dir)})
     began = time.perf_counter()
     loss_fn = partial(vlm_loss, lm_weight=settings.lm_weight, head_weight=settings.head_weight)
@@ -117,8 +140,7 @@ def train_vqa(
                  extra_state={"lr_schedule": schedule})
     record = {
         "command": command,
-        "data": {"dir": str(data_dir), "format": data_format, "split": "train", "questions": len(samples),
-                 "images": len(images), "head_answers": len(labels)},
+        "data": data_record,
         "settings": {**settings.__dict__},
         "train_config": train_config.to_dict(),
         "seed": train_config.seed,
@@ -132,7 +154,7 @@ def train_vqa(
     with atomic_dir(out_dir / "model") as tmp:
         model.save_pretrained(tmp, config=cfg.to_dict(), model_card_kwargs={})
         (tmp / "training.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
-        write_model_card(tmp, cfg)
+        write_card(tmp)
     return record
 
 

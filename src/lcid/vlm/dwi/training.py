@@ -8,10 +8,7 @@ optional acquisition text, a reference answer, and a multi-label head over the p
 from __future__ import annotations
 
 import json
-import platform
-import time
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +17,6 @@ import torch
 
 from lcid.dwi.vocabulary import PROBLEM_IDS
 from lcid.errors import InputError
-from lcid.io.atomic import atomic_dir
-from lcid.train.config import TrainConfig
-from lcid.train.loop import fit
 from lcid.vlm.config import VLMConfig
 from lcid.vlm.data import VLMDataset, VLMExample
 from lcid.vlm.dwi.build import read_manifest
@@ -30,10 +24,9 @@ from lcid.vlm.dwi.card import write_dwi_card
 from lcid.vlm.dwi.text import QUESTIONS
 from lcid.vlm.image import load_image
 from lcid.vlm.model import FlamingoVLM
-from lcid.vlm.objective import vlm_loss
 from lcid.vlm.prompt import build_prompt
 from lcid.vlm.tokenizer import VLMTokenizer
-from lcid.vlm.training import VQATrainSettings, _optimizer, _unwrap
+from lcid.vlm.training import VQATrainSettings, fit_and_save
 
 
 def manifest_examples(rows: Sequence[dict[str, Any]]) -> tuple[list[VLMExample], dict[str, np.ndarray]]:
@@ -71,29 +64,8 @@ def train_dwi(
     cfg = model.cfg
     dataset = VLMDataset(examples, images, tokenizer, image_size=cfg.image_size, max_length=cfg.max_length,
                          head_labels=cfg.head_labels, head="multilabel", augment=True)
-    train_config = TrainConfig.from_dict({**settings.train, "out_dir": str(out_dir)})
-    began = time.perf_counter()
-    loss_fn = partial(vlm_loss, lm_weight=settings.lm_weight, head_weight=settings.head_weight)
-    optimizer, schedule = _optimizer(model, train_config, settings)
-    result = fit(model, loss_fn, dataset, train_config, optimizer=optimizer, collate_fn=dataset.collate,
-                 extra_state={"lr_schedule": schedule})
     build_file = Path(data_dir) / "build.json"
-    record = {
-        "command": command,
-        "data": {"dir": str(data_dir), "split": "train", "questions": len(rows), "images": len(images),
-                 "build": json.loads(build_file.read_text()) if build_file.is_file() else None},
-        "settings": {**settings.__dict__},
-        "train_config": train_config.to_dict(),
-        "seed": train_config.seed,
-        "result": result,
-        "seconds": time.perf_counter() - began,
-        "versions": {"torch": torch.__version__, "python": platform.python_version()},
-        "parameters": sum(p.numel() for p in model.parameters()),
-    }
-    model = _unwrap(model)
-    model.tokenizer = tokenizer
-    with atomic_dir(out_dir / "model") as tmp:
-        model.save_pretrained(tmp, config=cfg.to_dict(), model_card_kwargs={})
-        (tmp / "training.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
-        write_dwi_card(tmp)
-    return record
+    data_record = {"dir": str(data_dir), "split": "train", "questions": len(rows), "images": len(images),
+                   "build": json.loads(build_file.read_text()) if build_file.is_file() else None}
+    return fit_and_save(model, tokenizer, dataset, settings, out_dir, command=command, data_record=data_record,
+                        write_card=write_dwi_card)
