@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,20 @@ REAL_SERIES = {
     "philips_achieva": DWI_DIR / "philips_achieva_dstream_15dir_b2000" / "WIP_dti_ax_601.nii.gz",
     "phantom": DWI_DIR / "phantom_water_multishell" / "water_lte_part1.nii.gz",
 }
+
+
+@lru_cache(maxsize=2)
+def real_scan(name: str):
+    """``(scan, context)`` of a shared real series, loaded once per test process.
+
+    The same scan object is returned on every call, so detectors that cache work per scan
+    (the motion/eddy alignment) share it.
+    """
+    from lcid.dwi.context import build_context
+    from lcid.io.nifti import load_dwi
+
+    scan = load_dwi(REAL_SERIES[name])
+    return scan, build_context(scan)
 
 
 def pytest_collection_modifyitems(config, items):

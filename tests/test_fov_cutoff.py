@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 
 import numpy as np
 import pytest
 
 from lcid.dwi.context import build_context
 from lcid.dwi.problems import fov_cutoff
-from lcid.io.nifti import load_dwi
 from lcid.io.scan import DWIScan
-from tests.conftest import REAL_SERIES, make_scan
+from tests.conftest import REAL_SERIES, make_scan, real_scan as _real
 
 SHAPE = (32, 32, 40)
 STEP = 2.0
@@ -130,10 +128,6 @@ def test_superior_axis_of_rotated_affines():
     assert fov_cutoff.superior_axis(prone) == (2, False)
 
 
-@lru_cache(maxsize=2)
-def _real(name: str):
-    scan = load_dwi(REAL_SERIES[name])
-    return scan, build_context(scan)
 
 
 @pytest.mark.integration

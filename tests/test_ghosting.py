@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 
 import numpy as np
 import pytest
 
 from lcid.dwi.context import build_context
 from lcid.dwi.problems import ghosting
-from lcid.io.nifti import load_dwi
 from lcid.io.scan import DWIScan
-from tests.conftest import REAL_SERIES, make_scan
+from tests.conftest import REAL_SERIES, make_scan, real_scan as _real
 
 
-@lru_cache(maxsize=1)
-def _real(name: str):
-    scan = load_dwi(REAL_SERIES[name])
-    return scan, build_context(scan)
 
 
 def _padded(pe: str = "j") -> DWIScan:

@@ -9,14 +9,9 @@ import pytest
 
 from lcid.dwi.context import build_context
 from lcid.dwi.problems import gibbs_ringing
-from lcid.io.nifti import load_dwi
-from tests.conftest import REAL_SERIES, make_scan
+from tests.conftest import REAL_SERIES, make_scan, real_scan as _real
 
 
-@lru_cache(maxsize=1)
-def _real(name: str):
-    scan = load_dwi(REAL_SERIES[name])
-    return scan, build_context(scan)
 
 
 @lru_cache(maxsize=1)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 
 import numpy as np
 import pytest
 
 from lcid.dwi.context import build_context
 from lcid.dwi.problems import missing_slices
-from lcid.io.nifti import load_dwi
 from lcid.io.scan import DWIScan
-from tests.conftest import REAL_SERIES, make_scan
+from tests.conftest import REAL_SERIES, make_scan, real_scan as _real
 
 
 def _with_dropout(scan: DWIScan, pairs: list[tuple[int, int]], factor: float = 0.0, **changes) -> DWIScan:
@@ -120,10 +118,6 @@ def test_group_evidence_flags_moderate_partners():
     assert not missing_slices.flag_outliers(z, None).any()
 
 
-@lru_cache(maxsize=2)
-def _real(name: str):
-    scan = load_dwi(REAL_SERIES[name])
-    return scan, build_context(scan)
 
 
 @pytest.mark.integration

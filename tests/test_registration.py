@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from functools import cache
 
 import numpy as np
 import pytest
 
 from lcid.dwi.check import detector
-from lcid.dwi.context import CheckContext, build_context
+from lcid.dwi.context import build_context
 from lcid.dwi.gradients import shells
 from lcid.dwi.registration import SeriesAlignment, align_series, fit_eddy, object_contrast, volume_groups
-from lcid.io.scan import DWIScan
-from tests.conftest import REAL_SERIES
+from tests.conftest import REAL_SERIES, real_scan as _real
 from tests.test_motion import move, textured_scan
 
 
@@ -113,13 +111,6 @@ def test_eddy_fit_of_noise_explains_little() -> None:
     assert fit.r2 < 0.3
 
 
-@cache
-def _real(name: str) -> tuple[DWIScan, CheckContext]:
-    """One scan object per series, so both detectors share its cached alignment."""
-    from lcid.io.nifti import load_dwi
-
-    scan = load_dwi(REAL_SERIES[name])
-    return scan, build_context(scan)
 
 
 @pytest.mark.integration

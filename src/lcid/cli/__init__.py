@@ -36,30 +36,23 @@ def fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
-from lcid.cli import check as _check  # noqa: E402
+def command_group(parent: typer.Typer, name: str, help_text: str) -> typer.Typer:
+    """The sub-command group ``name`` (``train``, ``eval``, ...) of ``parent``, made on first use.
 
-_check.register(app)
-from lcid.cli import synth as _synth  # noqa: E402
+    Several modules add commands to the same group (``lcid train vqa``, ``lcid train ldm``).
+    """
+    for info in parent.registered_groups:
+        if info.name == name and info.typer_instance is not None:
+            return info.typer_instance
+    group = typer.Typer(help=help_text, no_args_is_help=True)
+    parent.add_typer(group, name=name)
+    return group
 
-_synth.register(app)
-from lcid.cli import simulate as _simulate  # noqa: E402
 
-_simulate.register(app)
+from lcid.cli import check, data, demo, serve, simulate, synth, vlm  # noqa: E402
 
-from lcid.cli import vlm as _vlm  # noqa: E402
-
-_vlm.register(app)
-from lcid.cli import data as _data  # noqa: E402
-
-_data.register(app)
-
-from lcid.cli import serve as _serve  # noqa: E402
-
-_serve.register(app)
-
-from lcid.cli import demo as _demo  # noqa: E402
-
-_demo.register(app)
+for _module in (check, demo, simulate, vlm, data, synth, serve):
+    _module.register(app)
 
 
 def main() -> None:

@@ -16,13 +16,13 @@ CACHE_DIR = Path.home() / ".cache" / "lcid" / "vlm-dwi"
 
 
 def register(app: typer.Typer) -> None:
-    from lcid.cli.vlm import _group
+    from lcid.cli import command_group
 
-    data = _group(app, "data", "Make and inspect data sets.")
+    data = command_group(app, "data", "Make and inspect data sets.")
     data.command("build-vlm")(build_vlm_command)
     data.command("stats")(stats_command)
-    _group(app, "train", "Train models.").command("vlm")(train_vlm_command)
-    _group(app, "eval", "Evaluate models.").command("vlm")(eval_vlm_command)
+    command_group(app, "train", "Train models.").command("vlm")(train_vlm_command)
+    command_group(app, "eval", "Evaluate models.").command("vlm")(eval_vlm_command)
 
 
 def build_vlm_command(

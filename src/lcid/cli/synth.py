@@ -7,16 +7,16 @@ from pathlib import Path
 
 import typer
 
-from lcid.cli.vlm import _group
+from lcid.cli import command_group
 from lcid.errors import InputError
 
 
 def register(app: typer.Typer) -> None:
-    train = _group(app, "train", "Train models.")
+    train = command_group(app, "train", "Train models.")
     train.command("autoencoder")(train_autoencoder_command)
     train.command("ldm")(train_ldm_command)
     app.command("generate")(generate_command)
-    _group(app, "eval", "Evaluate models.").command("synth")(eval_synth_command)
+    command_group(app, "eval", "Evaluate models.").command("synth")(eval_synth_command)
 
 
 def train_autoencoder_command(

@@ -12,21 +12,13 @@ import typer
 from lcid.errors import InputError
 
 
-def _group(app: typer.Typer, name: str, help_text: str) -> typer.Typer:
-    """The sub-command group ``name`` of ``app``, created when no other module made it yet."""
-    for info in app.registered_groups:
-        if info.name == name and info.typer_instance is not None:
-            return info.typer_instance
-    group = typer.Typer(help=help_text, no_args_is_help=True)
-    app.add_typer(group, name=name)
-    return group
-
-
 def register(app: typer.Typer) -> None:
+    from lcid.cli import command_group
+
     app.command("ask")(ask_command)
-    _group(app, "train", "Train models.").command("vqa")(train_vqa_command)
-    _group(app, "eval", "Evaluate models.").command("vqa")(eval_vqa_command)
-    _group(app, "model", "Manage saved models.").command("push")(push_command)
+    command_group(app, "train", "Train models.").command("vqa")(train_vqa_command)
+    command_group(app, "eval", "Evaluate models.").command("vqa")(eval_vqa_command)
+    command_group(app, "model", "Manage saved models.").command("push")(push_command)
 
 
 def acquisition_text(bval: Path, bvec: Path) -> str:
