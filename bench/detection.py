@@ -124,8 +124,7 @@ def run_case(source: str, injected: dict[str, str], seed: int, cache: dict) -> C
 def f1(true: set, found: set) -> float:
     if not true and not found:
         return 1.0
-    tp = len(true & found)
-    return 2 * tp / (len(true) + len(found)) if (true or found) else 1.0
+    return 2 * len(true & found) / (len(true) + len(found))
 
 
 def localisation_f1(case: Case, problem: str) -> float | None:
@@ -242,10 +241,8 @@ def main() -> None:
         args.cases_json.write_text(json.dumps([c.__dict__ for c in cases], indent=1, default=str))
     if args.markdown:
         seconds = float(np.median([c.seconds for c in cases]))
-        command = "python bench/detection.py " + " ".join(
-            f"--seeds {args.seeds}" if a == "seeds" else "--quick" for a in ("seeds",) + (("quick",) if args.quick else ())
-        )
-        args.markdown.write_text(markdown(rows, per_source, len(cases), seconds, command.strip()) + "\n")
+        command = f"python bench/detection.py --seeds {args.seeds}" + (" --quick" if args.quick else "")
+        args.markdown.write_text(markdown(rows, per_source, len(cases), seconds, command) + "\n")
 
 
 if __name__ == "__main__":

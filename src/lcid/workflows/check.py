@@ -7,6 +7,7 @@ files (inputs, DICOM conversion, output folders); the analysis it calls is pure.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import tempfile
@@ -157,7 +158,8 @@ def check_inputs(
                 context = build_context(scan, anatomy=anatomy)
                 findings = run_check(scan, context=context, progress=lambda p: status.update(f"checking {label}: {p}"))
             if index in partners:
-                findings = _with_input(findings, reverse_pe_pair=True, reverse_pe_partner=labels[partners[index]])
+                extra = {"reverse_pe_pair": True, "reverse_pe_partner": labels[partners[index]]}
+                findings = dataclasses.replace(findings, input={**findings.input, **extra})
             findings = attach_advice(findings, scan)
             results.append(CheckResult(label, scan, context, findings))
             target = staging if len(scans) == 1 else staging / label
@@ -180,15 +182,6 @@ def group_table(results: Sequence[CheckResult]) -> str:
         row = [r.findings[p] for p in PROBLEM_IDS]
         writer.writerow([r.label, *[f.severity for f in row], *[f"{f.confidence:.3f}" for f in row]])
     return buffer.getvalue()
-
-
-def _with_input(findings: Findings, **extra) -> Findings:
-    return Findings(
-        input={**findings.input, **extra},
-        findings=findings.findings,
-        warnings=findings.warnings,
-        lcid_version=findings.lcid_version,
-    )
 
 
 def _write_outputs(folder: Path, result: CheckResult, *, report: bool) -> None:
