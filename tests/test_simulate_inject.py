@@ -39,22 +39,34 @@ def test_truth_document(small):
     assert not np.array_equal(out.data, other.data)
 
 
-def test_where_follows_later_volume_and_slice_changes(small):
+def test_problems_are_applied_in_acquisition_order(small):
+    """Asked in any order, the protocol comes first: a dropout is drawn on the volumes that
+    remain after few_directions, so its where and its intensity ratio hold in the output."""
     out, truth = inject(small, [("missing_slices", "severe"), ("few_directions", "moderate")], seed=3)
-    dropout, cut = truth["problems"]
-    kept = cut["parameters"]["kept_volumes"]
-    for event in dropout["parameters"]["events"]:
-        if event["volume"] in kept:
-            new_v = kept.index(event["volume"])
-            assert [[new_v, s] for s in event["slices"]] == [p for p in dropout["where"]["pairs"] if p[0] == new_v]
-            s = event["slices"][0]
-            assert out.data[:, :, s, new_v].sum() < (1 - 0.5) * small.data[:, :, s, event["volume"]].sum()
+    assert [p["problem"] for p in truth["problems"]] == ["few_directions", "missing_slices"]
+    cut, dropout = truth["problems"]
+    assert out.n_volumes == len(cut["parameters"]["kept_volumes"])
+    reduced = small.replace(data=small.data[..., cut["parameters"]["kept_volumes"]])
     for v, s in dropout["where"]["pairs"]:
-        assert v < out.n_volumes
-    out, truth = inject(small, [("spikes", "severe"), ("fov_cutoff", "mild")], seed=1)
-    start, stop = truth["problems"][1]["parameters"]["keep"]
-    for v, s in truth["problems"][0]["where"]["pairs"]:
-        assert 0 <= s < out.shape[2]
+        assert out.data[:, :, s, v].sum() < 0.5 * reduced.data[:, :, s, v].sum()
+    again, _ = inject(small, [("few_directions", "moderate"), ("missing_slices", "severe")], seed=3)
+    assert np.array_equal(out.data, again.data)
+
+
+def test_where_follows_later_slice_changes(small):
+    """fov_cutoff crops slices after motion (the moved head is cut): motion's slice indices
+    are re-indexed to the cropped grid."""
+    for seed in range(20):
+        out, truth = inject(small, [("motion", "severe"), ("fov_cutoff", "moderate")], seed=seed)
+        moved, cut = truth["problems"]
+        if moved["where"].get("slices") and cut["parameters"]["axis"] == 2:
+            break
+    start, stop = cut["parameters"]["keep"]
+    original = {s for s in range(small.shape[2]) if start <= s < stop}
+    assert all(0 <= s < out.shape[2] for s in moved["where"]["slices"])
+    assert all(s + start in original for s in moved["where"]["slices"])
+    for v, s in moved["where"]["pairs"]:
+        assert 0 <= s < out.shape[2] and 0 <= v < out.n_volumes
 
 
 def test_bad_arguments(small):
@@ -85,8 +97,9 @@ def test_simulate_command_same_bytes(tmp_path, small):
     for name in names:
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes()
     truth = json.loads((outs[0] / "truth.json").read_text())
+    assert [p["problem"] for p in truth["problems"]] == ["fov_cutoff", "eddy_current"]  # acquisition order
     loaded = load_dwi(outs[0] / "dwi.nii.gz")
-    assert loaded.shape[2] == truth["problems"][1]["parameters"]["keep"][1] - truth["problems"][1]["parameters"]["keep"][0]
+    assert loaded.shape[2] == truth["problems"][0]["parameters"]["keep"][1] - truth["problems"][0]["parameters"]["keep"][0]
     assert len(loaded.sidecar["SliceTiming"]) == loaded.shape[2]
     image = nib.load(str(outs[0] / "dwi.nii.gz"))
     assert np.allclose(image.affine, loaded.affine) and image.header["sform_code"] == 1
@@ -119,7 +132,7 @@ def test_real_series_all_core_problems(tmp_path):
     path = REAL_SERIES["philips_achieva"]
     scan = load_dwi(path)
     out, truth = inject(scan, [("motion", "moderate"), ("missing_slices", "moderate"), ("fov_cutoff", "moderate")], seed=5)
-    motion, dropout, cut = truth["problems"]
+    motion, cut, dropout = truth["problems"]
     assert truth["source"] == str(path)
     assert 2.0 <= motion["parameters"].get("max_fd_mm", motion["parameters"].get("shift_voxels")) < 4.0
     start, stop = cut["parameters"]["keep"]

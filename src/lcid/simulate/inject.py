@@ -11,9 +11,29 @@ from lcid.simulate.anatomy import slice_axis
 from lcid.simulate.artifacts import artifact
 from lcid.simulate.magnitude import check_severity
 
+#: The order in which problems arise in a real acquisition, and so the order of application
+#: whatever order they are asked in: the protocol (which directions, which matrix) first;
+#: then the head moves inside the scanner, and the field of view cuts the moved head; then
+#: the distortions and signal losses of each acquired slice; thermal noise last; a wrong
+#: gradient table is a file error made after the scan. A dropout drawn at "moderate" thus
+#: stays moderate instead of being averaged away by a later change of resolution.
+ACQUISITION_ORDER = (
+    "few_directions",
+    "low_resolution",
+    "motion",
+    "fov_cutoff",
+    "eddy_current",
+    "missing_slices",
+    "spikes",
+    "ghosting",
+    "gibbs_ringing",
+    "noise",
+    "gradient_table",
+)
+
 
 def inject(scan: DWIScan, problems: Sequence[tuple[str, str]], *, seed: int) -> tuple[DWIScan, dict]:
-    """Apply each ``(problem, severity)`` in order.
+    """Apply each ``(problem, severity)``, in :data:`ACQUISITION_ORDER`.
 
     Parameters
     ----------
@@ -22,13 +42,13 @@ def inject(scan: DWIScan, problems: Sequence[tuple[str, str]], *, seed: int) -> 
     problems
         ``(problem id, severity)`` pairs; severity is mild, moderate or severe.
     seed
-        Seed of every random draw (one ``numpy`` generator, drawn in problem order).
+        Seed of every random draw (one ``numpy`` generator, drawn in order of application).
 
     Returns
     -------
     scan, truth
         The corrupted scan and ``{"lcid_version", "seed", "source", "problems": [{"problem",
-        "severity", "parameters", "where"}]}``. Indices in ``where`` refer to the returned
+        "severity", "parameters", "where"}]}`` in order of application. Indices in ``where`` refer to the returned
         scan: when a later problem removes volumes or slices, earlier entries are re-indexed
         (entries that no longer exist are dropped).
 
@@ -42,6 +62,7 @@ def inject(scan: DWIScan, problems: Sequence[tuple[str, str]], *, seed: int) -> 
     for problem, severity in problems:  # fail on bad arguments before any work
         artifact(problem)
         check_severity(severity)
+    problems = sorted(problems, key=lambda item: ACQUISITION_ORDER.index(item[0]))
     rng = np.random.default_rng(seed)
     entries: list[dict] = []
     for problem, severity in problems:
