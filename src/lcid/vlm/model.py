@@ -126,6 +126,9 @@ class FlamingoVLM(
         attention_mask: torch.Tensor,
         head_positions: torch.Tensor | None = None,
         latents: torch.Tensor | None = None,
+        past_key_values: Any | None = None,
+        position_ids: torch.Tensor | None = None,
+        use_cache: bool = False,
     ) -> dict[str, torch.Tensor]:
         """Language-model logits and classification-head logits.
 
@@ -140,6 +143,12 @@ class FlamingoVLM(
             non-padding token.
         latents
             Precomputed :meth:`encode_images` output (skips the vision encoder).
+        past_key_values, position_ids, use_cache
+            The LM's key-value cache for incremental decoding (:func:`lcid.vlm.predict.predict`):
+            with ``use_cache`` the result holds ``past_key_values``; given a cache,
+            ``input_ids`` are only the new tokens, ``attention_mask`` covers cached and new
+            tokens, and the head is skipped. The gated cross-attention acts on each token on
+            its own, so the cached tokens need no image pass again.
 
         Returns
         -------
@@ -151,12 +160,16 @@ class FlamingoVLM(
         for layer in self._conditioned:
             layer.condition(latents)
         try:
-            out = self.lm(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+            out = self.lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                          past_key_values=past_key_values, use_cache=use_cache,
+                          output_hidden_states=past_key_values is None)
         finally:
             for layer in self._conditioned:
                 layer.condition(None)
         result = {"logits": out.logits}
-        if self.head is not None:
+        if use_cache:
+            result["past_key_values"] = out.past_key_values
+        if self.head is not None and past_key_values is None:
             if head_positions is None:
                 head_positions = attention_mask.sum(dim=1) - 1
             hidden = out.hidden_states[-1]

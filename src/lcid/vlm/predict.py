@@ -37,6 +37,7 @@ def predict(
     *,
     max_new_tokens: int = 12,
     top_k: int | None = None,
+    use_cache: bool = True,
 ) -> list[Prediction]:
     """Run the model on a batch.
 
@@ -50,6 +51,10 @@ def predict(
         Generation stops at ``<eos>`` or after this many tokens.
     top_k
         Head labels returned per example (default all; always all for a multilabel head).
+    use_cache
+        Greedy decoding with the language model's key-value cache: the prompt runs once and
+        each new token alone goes through the model. ``False`` reruns the whole sequence for
+        every token (same answers, slower; kept to check the cache against).
     """
     model.eval()
     tok = model.tokenizer
@@ -57,28 +62,82 @@ def predict(
     cfg = model.cfg
     encoded = [encode_example(tok, p, None, max_length=cfg.max_length - max_new_tokens)[0] for p in prompts]
     lengths = torch.tensor([len(e) for e in encoded])
-    width = int(lengths.max()) + max_new_tokens
+    # the uncached loop writes each new token into the padded sequence; the cached one needs only the prompt
+    width = int(lengths.max()) + (0 if use_cache else max_new_tokens)
     ids = torch.full((len(prompts), width), tok.pad_id, dtype=torch.long)
     for row, e in enumerate(encoded):
         ids[row, : len(e)] = torch.tensor(e)
     latents = model.encode_images(pixels)
-    rows = torch.arange(len(prompts))
     mask = (torch.arange(width)[None] < lengths[:, None]).long()
-    out = model(None, ids, mask, head_positions=lengths - 1, latents=latents)
+    out = model(None, ids, mask, head_positions=lengths - 1, latents=latents, use_cache=use_cache and max_new_tokens > 0)
     heads = _head(model, out.get("head_logits"), top_k=top_k, n=len(prompts))
-    finished = torch.zeros(len(prompts), dtype=torch.bool)
-    generated: list[list[int]] = [[] for _ in prompts]
+    rows = torch.arange(len(prompts))
+    first = out["logits"][rows, lengths - 1].argmax(dim=-1)
+    if use_cache:
+        generated = _generate_cached(model, out, first, mask, lengths, latents, max_new_tokens=max_new_tokens)
+    else:
+        generated = _generate_uncached(model, first, ids, lengths, latents, max_new_tokens=max_new_tokens)
+    return [Prediction(generated=tok.decode(g).strip(), head=h) for g, h in zip(generated, heads, strict=True)]
+
+
+def _generate_cached(
+    model: FlamingoVLM,
+    out: dict,
+    next_ids: torch.Tensor,
+    mask: torch.Tensor,
+    lengths: torch.Tensor,
+    latents: torch.Tensor,
+    *,
+    max_new_tokens: int,
+) -> list[list[int]]:
+    """Greedy tokens, one new token per step through the model with the prompt's key-value cache.
+
+    Prompts are right-padded: each row's new token gets position ``length + step`` and the
+    mask hides the padding in the cache, so every row sees what the uncached loop shows it.
+    """
+    eos = model.tokenizer.eos_id
+    generated: list[list[int]] = [[] for _ in range(len(lengths))]
+    finished = torch.zeros(len(lengths), dtype=torch.bool)
+    positions = lengths.clone()
+    for step in range(max_new_tokens):
+        finished |= next_ids == eos
+        for row in torch.nonzero(~finished).flatten().tolist():
+            generated[row].append(int(next_ids[row]))
+        if bool(finished.all()) or step == max_new_tokens - 1:
+            break
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        out = model(None, next_ids[:, None], mask, latents=latents, past_key_values=out["past_key_values"],
+                    position_ids=positions[:, None], use_cache=True)
+        positions = positions + 1
+        next_ids = out["logits"][:, -1].argmax(dim=-1)
+    return generated
+
+
+def _generate_uncached(
+    model: FlamingoVLM,
+    next_ids: torch.Tensor,
+    ids: torch.Tensor,
+    lengths: torch.Tensor,
+    latents: torch.Tensor,
+    *,
+    max_new_tokens: int,
+) -> list[list[int]]:
+    """Greedy tokens, rerunning the whole padded sequence for every new token (the reference)."""
+    eos = model.tokenizer.eos_id
+    rows = torch.arange(len(lengths))
+    width = ids.shape[1]
+    generated: list[list[int]] = [[] for _ in range(len(lengths))]
+    finished = torch.zeros(len(lengths), dtype=torch.bool)
     current = lengths.clone()
     for step in range(max_new_tokens):
         if step > 0:
             mask = (torch.arange(width)[None] < current[:, None]).long()
-            out = model(None, ids, mask, latents=latents)
-        next_ids = out["logits"][rows, current - 1].argmax(dim=-1)
-        for row in range(len(prompts)):
+            next_ids = model(None, ids, mask, latents=latents)["logits"][rows, current - 1].argmax(dim=-1)
+        for row in range(len(lengths)):
             if finished[row]:
                 continue
             token = int(next_ids[row])
-            if token == tok.eos_id:
+            if token == eos:
                 finished[row] = True
             else:
                 generated[row].append(token)
@@ -86,7 +145,7 @@ def predict(
                 current[row] += 1
         if bool(finished.all()):
             break
-    return [Prediction(generated=tok.decode(g).strip(), head=h) for g, h in zip(generated, heads, strict=True)]
+    return generated
 
 
 def _head(
