@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -11,7 +12,14 @@ from typer.testing import CliRunner
 from lcid.cli import app
 from lcid.dwi.vocabulary import PROBLEM_IDS
 from lcid.vlm.dwi.build import BuildSettings, build, check_findings, read_manifest, split_of
-from lcid.vlm.dwi.text import QUESTIONS, acquisition_facts, acquisition_text, problems_named, reference_answer
+from lcid.vlm.dwi.text import (
+    QUESTIONS,
+    acquisition_facts,
+    acquisition_text,
+    problems_named,
+    random_acquisition,
+    reference_answer,
+)
 from lcid.vlm.dwi.visibility import IMAGE_VISIBLE, INVISIBLE, TEXT_VISIBLE, SliceView, visible_labels
 
 AXIAL, CORONAL = 2, 1
@@ -75,6 +83,25 @@ def test_findings_add_what_the_series_check_reports():
     truth = {"problems": [{"problem": "eddy_current", "severity": "moderate"}]}
     assert check_findings(truth, {"best_directions": 20}) == {"eddy_current": "moderate", "few_directions": "mild"}
     assert split_of("philips_achieva") == "test" and split_of("philips_elition") == "train"
+    # an injected cut follows the stated table: a 64-direction text is not short of directions
+    cut = {"problems": [{"problem": "few_directions", "severity": "severe"}]}
+    assert check_findings(cut, {"best_directions": 64}) == {}
+    assert check_findings(cut, {"best_directions": 4}) == {"few_directions": "severe"}
+
+
+def test_random_acquisitions_cross_the_30_direction_rule():
+    rng = np.random.default_rng(0)
+    own = {"n_volumes": 17, "n_b0": 1, "dw_shells": [1000], "best_directions": 16, "bad_vectors": 2, "voxel_mm": [2, 2, 2]}
+    drawn = [random_acquisition(rng, own) for _ in range(200)]
+    counts = [d["best_directions"] for d in drawn]
+    assert min(counts) >= 6 and max(counts) <= 150
+    assert 0.3 < np.mean([c < 30 for c in counts]) < 0.7  # both sides of the rule, often
+    assert len({tuple(d["dw_shells"]) for d in drawn}) > 20
+    assert all(d["bad_vectors"] == 2 and d["voxel_mm"] == [2, 2, 2] for d in drawn)  # kept from the series
+    for d in drawn[:20]:
+        labels = visible_labels({"problems": []}, view(0, AXIAL, 5), acq_facts=d)
+        assert ("few_directions" in labels) == (d["best_directions"] < 30)
+        assert f"{d['best_directions']} directions" in acquisition_text(d, style=0)
 
 
 @pytest.fixture(scope="module")
@@ -102,10 +129,15 @@ def test_build_is_deterministic_and_the_manifest_valid(tiny):
         assert r["split"] == ("test" if r["source"] == "phantom_2" else "train")
         if r["acq"] is None:
             assert not set(r["labels"]) & {"few_directions", "gradient_table"} or r["findings"]
+        if r["acq"] is not None and not r["findings"]:  # the text's count decides few_directions
+            count = int(re.search(r"(\d+) directions", r["acq"]).group(1))
+            assert ("few_directions" in r["labels"]) == (count < 30), r["acq"]
         for p in r["labels"]:
             assert p in IMAGE_VISIBLE or p in TEXT_VISIBLE or (r["findings"] and p in r["findings"])
     assert {r["split"] for r in rows} == {"train", "test"}
     assert json.loads((first / "build.json").read_text())["seed"] == 7
+    counts = [int(re.search(r"(\d+) directions", r["acq"]).group(1)) for r in rows if r["acq"]]
+    assert any(c >= 30 for c in counts) and any(c < 30 for c in counts)
 
 
 def test_stats_command_plots_and_prints(tiny):

@@ -33,7 +33,14 @@ from lcid.errors import InputError
 from lcid.io.atomic import atomic_dir
 from lcid.io.scan import DWIScan
 from lcid.simulate.anatomy import object_mask, pe_axis, slice_axis
-from lcid.vlm.dwi.text import QUESTIONS, acquisition_facts, acquisition_text, reference_answer
+from lcid.vlm.dwi.text import (
+    QUESTIONS,
+    acquisition_facts,
+    acquisition_text,
+    few_directions_severity,
+    random_acquisition,
+    reference_answer,
+)
 from lcid.vlm.dwi.visibility import SliceView, visible_labels
 from lcid.vlm.render import PLANES, plane_axis, render_slice, save_png, window_limits
 
@@ -54,6 +61,9 @@ MANIFEST = "manifest.jsonl"
 KEPT_DW_VOLUMES = 3
 #: Fraction of questions that come with whole-series findings (as from ``lcid check``).
 FINDINGS_FRACTION = 0.15
+#: Fraction of acquisition texts that state a random table (:func:`random_acquisition`) instead
+#: of the series' own; the text-visible labels follow the stated table.
+RANDOM_ACQ_FRACTION = 0.5
 
 
 @dataclass(frozen=True)
@@ -201,13 +211,13 @@ def _json_default(value: Any) -> Any:
 
 def check_findings(truth: dict, facts: dict[str, Any]) -> dict[str, str]:
     """What ``lcid check`` on the whole series would report, from the simulator's truth:
-    ``{problem: severity}`` of every injected problem, plus few_directions when the best shell
-    has fewer than 30 directions (the series' own limit)."""
-    from lcid.simulate.artifacts.few_directions import ENOUGH_DIRECTIONS
-
-    found = {e["problem"]: e["severity"] for e in truth["problems"]}
-    if 0 < facts["best_directions"] < ENOUGH_DIRECTIONS:
-        found.setdefault("few_directions", "mild")
+    ``{problem: severity}`` of every injected problem, with few_directions following the
+    table in ``facts`` (graded on its best shell, :func:`few_directions_severity`), so that
+    findings and a stated table never disagree."""
+    found = {e["problem"]: e["severity"] for e in truth["problems"] if e["problem"] != "few_directions"}
+    severity = few_directions_severity(facts)
+    if severity != "none":
+        found["few_directions"] = severity
     return dict(sorted(found.items(), key=lambda kv: PROBLEM_IDS.index(kv[0])))
 
 
@@ -314,12 +324,17 @@ def build(
                 view = SliceView(volume=volume, axis=axis, index=index, slice_axis=s_axis, pe_axis=p_axis)
                 for q in range(settings.questions_per_image):
                     with_acq = rng.random() < 0.6
-                    labels = visible_labels(truth, view, acq_facts=facts if with_acq else None)
+                    # the stated table: the series' own, or (half the time) random counts and
+                    # b-values, so that the text's numbers are read, not remembered
+                    stated = random_acquisition(rng, facts) if with_acq and rng.random() < RANDOM_ACQ_FRACTION else facts
+                    labels = visible_labels(truth, view, acq_facts=stated if with_acq else None)
                     findings = None
                     if rng.random() < FINDINGS_FRACTION:
-                        findings = check_findings(truth, facts)
+                        findings = check_findings(truth, stated)
                         labels = tuple(sorted({*labels, *findings}, key=PROBLEM_IDS.index))
                     severities = {p: injected.get(p, (findings or {}).get(p, "mild")) for p in labels}
+                    if with_acq and "few_directions" in labels:
+                        severities["few_directions"] = few_directions_severity(stated)
                     question = QUESTIONS[int(rng.integers(len(QUESTIONS)))]
                     variant = int(rng.integers(1000))
                     rows.append({
@@ -327,8 +342,8 @@ def build(
                         "image": name,
                         "question": question,
                         "answer": reference_answer(question, labels, severities=severities,
-                                                   fields=_fields(sim, facts, volume), variant=variant),
-                        "acq": acquisition_text(facts, style=variant) if with_acq else None,
+                                                   fields=_fields(sim, stated, volume), variant=variant),
+                        "acq": acquisition_text(stated, style=variant) if with_acq else None,
                         "findings": findings,
                         "labels": list(labels),
                         "severities": severities,

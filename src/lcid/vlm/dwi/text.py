@@ -78,6 +78,54 @@ def acquisition_facts(bvals: np.ndarray, bvecs: np.ndarray, *, voxel_mm: Sequenc
     }
 
 
+#: Direction counts users often state (best shell); random counts are drawn besides these.
+_COMMON_DIRECTIONS: tuple[int, ...] = (6, 12, 15, 16, 20, 21, 25, 30, 32, 45, 48, 60, 64, 90, 100, 128)
+#: b-values (s/mm²) of diffusion shells users often state.
+_COMMON_BVALS: tuple[int, ...] = (300, 500, 700, 800, 1000, 1200, 1500, 2000, 2500, 3000, 4000, 5000)
+
+
+def random_acquisition(rng: np.random.Generator, facts: Mapping[str, Any]) -> dict[str, Any]:
+    """A stated acquisition with random direction count and b-values, for training texts.
+
+    The real series of the data set all have 15-20 directions; texts drawn only from them
+    teach the model the numbers it saw, not the rule (fewer than 30 directions is too few).
+    Half of the counts come from :data:`_COMMON_DIRECTIONS`, half are log-uniform in 6-150 (as
+    many below 30 as above); one to
+    three shells from :data:`_COMMON_BVALS`; 1-10 b0 volumes. Bad b-vectors and the voxel size
+    are kept from ``facts`` (what the picture's own table says).
+
+    Returns
+    -------
+    dict
+        Facts in the form of :func:`acquisition_facts`.
+    """
+    if rng.random() < 0.5:
+        directions = int(_COMMON_DIRECTIONS[int(rng.integers(len(_COMMON_DIRECTIONS)))])
+    else:
+        directions = int(round(float(np.exp(rng.uniform(np.log(6), np.log(150))))))
+    n_shells = int(rng.integers(1, 4))
+    shells_ = sorted(int(b) for b in rng.choice(_COMMON_BVALS, size=n_shells, replace=False))
+    n_b0 = int(rng.integers(1, 11))
+    return {**facts, "n_volumes": n_b0 + directions * n_shells, "n_b0": n_b0, "dw_shells": shells_,
+            "best_directions": directions}
+
+
+def few_directions_severity(facts: Mapping[str, Any]) -> str:
+    """Severity of too few directions stated by ``facts`` (``none`` at 30 or more), graded on
+    the deficit ``30 - best_directions`` as the simulator and ``lcid check`` grade it.
+
+    >>> few_directions_severity({"best_directions": 15}), few_directions_severity({"best_directions": 64})
+    ('mild', 'none')
+    """
+    from lcid.dwi.severity import grade
+    from lcid.simulate.artifacts.few_directions import ENOUGH_DIRECTIONS
+
+    directions = int(facts.get("best_directions", 0))
+    if directions <= 0 or directions >= ENOUGH_DIRECTIONS:
+        return "none"
+    return grade(float(ENOUGH_DIRECTIONS - directions), "few_directions")
+
+
 def acquisition_text(facts: Mapping[str, Any], *, style: int = 0) -> str:
     """A user's description of the acquisition, in one of three styles.
 
