@@ -50,6 +50,13 @@ class VLMConfig:
         (independent problems, e.g. DWI) or ``"none"``.
     head_labels
         The head's class names (answers, or problem ids).
+    head_hidden
+        Width of a hidden layer in the classification head (GELU); 0 for a single linear
+        layer (the original head).
+    aux_labels
+        Image-level auxiliary heads on the pooled image latents, as ``{name: class names}``
+        (e.g. ``{"organ": ("abd", "chest", "head")}``); trained alongside the answers to
+        strengthen the image pathway, not used for answering. Empty: none.
     """
 
     vision: str = "cnn"
@@ -70,12 +77,15 @@ class VLMConfig:
     dropout: float = 0.1
     head: HeadKind = "multiclass"
     head_labels: tuple[str, ...] = field(default_factory=tuple)
+    head_hidden: int = 0
+    aux_labels: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (tuples become lists)."""
         out = asdict(self)
         out["cnn_channels"] = list(self.cnn_channels)
         out["head_labels"] = list(self.head_labels)
+        out["aux_labels"] = {name: list(labels) for name, labels in self.aux_labels.items()}
         return out
 
     @classmethod
@@ -86,4 +96,6 @@ class VLMConfig:
         for key in ("cnn_channels", "head_labels"):
             if key in kwargs:
                 kwargs[key] = tuple(kwargs[key])
+        if "aux_labels" in kwargs:
+            kwargs["aux_labels"] = {str(k): tuple(v) for k, v in (kwargs["aux_labels"] or {}).items()}
         return cls(**kwargs)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from lcid.vlm.augment import AugmentSettings, random_augment
 from lcid.vlm.image import to_model_input
 from lcid.vlm.tokenizer import VLMTokenizer
 
@@ -62,12 +63,17 @@ class VLMDataset(Dataset):
 
     Items are dicts with ``pixels``, ``input_ids``, ``labels`` (-100 outside the answer),
     ``head_position`` and ``head_target`` (class index, -100 when unknown; or a multi-hot
-    vector for ``multilabel``).
+    vector for ``multilabel``); with ``image_targets`` also ``aux_targets``.
 
     Parameters
     ----------
     augment
-        Random translation up to 6 % of the side and ±10 % contrast, for training.
+        ``True``: random translation up to 6 % of the side and ±10 % contrast (the original
+        recipe); an :class:`~lcid.vlm.augment.AugmentSettings`: those ranges; ``False``: none.
+    image_targets
+        Image-level auxiliary targets: for each image key, one class index per auxiliary
+        head (-100 where unknown); images not listed get -100 everywhere. Leave empty
+        when the model has no auxiliary heads.
     """
 
     def __init__(
@@ -80,7 +86,8 @@ class VLMDataset(Dataset):
         max_length: int,
         head_labels: Sequence[str] = (),
         head: str = "multiclass",
-        augment: bool = False,
+        augment: bool | AugmentSettings = False,
+        image_targets: Mapping[str, Sequence[int]] | None = None,
     ) -> None:
         keys = sorted({e.image_key for e in examples})
         self.pixels = {k: to_model_input(images[k], size=image_size) for k in keys}
@@ -99,6 +106,14 @@ class VLMDataset(Dataset):
             self.items.append((e.image_key, torch.tensor(ids), torch.tensor(labels), last, target))
         self.pad_id = tokenizer.pad_id
         self.augment = augment
+        self.image_targets: dict[str, torch.Tensor] = {}
+        if image_targets:
+            n_aux = len(next(iter(image_targets.values())))
+            unknown = torch.full((n_aux,), -100, dtype=torch.long)
+            self.image_targets = {
+                k: torch.tensor(list(image_targets[k]), dtype=torch.long) if k in image_targets else unknown
+                for k in keys
+            }
 
     def __len__(self) -> int:
         return len(self.items)
@@ -106,10 +121,15 @@ class VLMDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         key, ids, labels, last, target = self.items[i]
         pixels = self.pixels[key]
-        if self.augment:
+        if isinstance(self.augment, AugmentSettings):
+            pixels = random_augment(pixels, self.augment)
+        elif self.augment:
             pixels = _augment(pixels)
-        return {"pixels": pixels, "input_ids": ids, "labels": labels, "head_position": torch.tensor(last),
+        item = {"pixels": pixels, "input_ids": ids, "labels": labels, "head_position": torch.tensor(last),
                 "head_target": target}
+        if self.image_targets:
+            item["aux_targets"] = self.image_targets[key]
+        return item
 
     def collate(self, batch: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         """Stack a batch, right-padding token sequences."""
@@ -120,7 +140,7 @@ class VLMDataset(Dataset):
         for row, b in enumerate(batch):
             n = len(b["input_ids"])
             ids[row, :n], labels[row, :n], mask[row, :n] = b["input_ids"], b["labels"], 1
-        return {
+        out = {
             "pixels": torch.stack([b["pixels"] for b in batch]),
             "input_ids": ids,
             "attention_mask": mask,
@@ -128,10 +148,16 @@ class VLMDataset(Dataset):
             "head_position": torch.stack([b["head_position"] for b in batch]),
             "head_target": torch.stack([b["head_target"] for b in batch]),
         }
+        if "aux_targets" in batch[0]:
+            out["aux_targets"] = torch.stack([b["aux_targets"] for b in batch])
+        return out
 
 
 def _augment(pixels: torch.Tensor) -> torch.Tensor:
-    """Random shift (zero fill) and contrast; draws from torch's global generator.
+    """Random whole-pixel shift (zero fill) and contrast; draws from torch's global generator.
+
+    The original augmentation, kept so that existing recipes retrain the same way; new
+    recipes name :class:`~lcid.vlm.augment.AugmentSettings` instead.
 
     No flips: left/right carries meaning in radiology answers.
     """

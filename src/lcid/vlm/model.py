@@ -82,9 +82,14 @@ class FlamingoVLM(
             layers[i] = ConditionedDecoderLayer(layers[i], xattn)
         self._conditioned = [m for m in layers]
         n_labels = len(cfg.head_labels)
-        self.head = (
-            nn.Sequential(nn.LayerNorm(2 * dim), nn.Dropout(cfg.dropout), nn.Linear(2 * dim, n_labels))
-            if cfg.head != "none" and n_labels
+        self.head = _classifier(2 * dim, n_labels, hidden=cfg.head_hidden, dropout=cfg.dropout) if (
+            cfg.head != "none" and n_labels
+        ) else None
+        # Image-level auxiliary heads (organ, modality ...) on the pooled image latents; only
+        # built when configured, so models saved without them load unchanged.
+        self.aux_heads = (
+            nn.ModuleDict({name: nn.Linear(dim, len(labels)) for name, labels in cfg.aux_labels.items()})
+            if cfg.aux_labels
             else None
         )
 
@@ -129,7 +134,7 @@ class FlamingoVLM(
         past_key_values: Any | None = None,
         position_ids: torch.Tensor | None = None,
         use_cache: bool = False,
-    ) -> dict[str, torch.Tensor]:
+    ) -> dict[str, Any]:
         """Language-model logits and classification-head logits.
 
         Parameters
@@ -153,7 +158,8 @@ class FlamingoVLM(
         Returns
         -------
         dict
-            ``logits`` ``(B, T, vocab)``; ``head_logits`` ``(B, n_labels)`` when there is a head.
+            ``logits`` ``(B, T, vocab)``; ``head_logits`` ``(B, n_labels)`` when there is a head;
+            ``aux_logits`` ``{name: (B, n_classes)}`` when there are auxiliary heads and an image.
         """
         if latents is None and pixels is not None:
             latents = self.encode_images(pixels)
@@ -166,7 +172,10 @@ class FlamingoVLM(
         finally:
             for layer in self._conditioned:
                 layer.condition(None)
-        result = {"logits": out.logits}
+        result: dict[str, Any] = {"logits": out.logits}
+        if self.aux_heads is not None and latents is not None:
+            pooled_image = latents.mean(dim=1)
+            result["aux_logits"] = {name: head(pooled_image) for name, head in self.aux_heads.items()}
         if use_cache:
             result["past_key_values"] = out.past_key_values
         if self.head is not None and past_key_values is None:
@@ -198,6 +207,19 @@ class FlamingoVLM(
             ).parent
         model.tokenizer = VLMTokenizer.load(folder)
         return model
+
+
+def _classifier(width: int, n_labels: int, *, hidden: int, dropout: float) -> nn.Sequential:
+    """LayerNorm, dropout and a linear layer; with ``hidden > 0`` a GELU hidden layer first.
+
+    The layer names of the linear head (``0``, ``1``, ``2``) are those of saved models.
+    """
+    if hidden <= 0:
+        return nn.Sequential(nn.LayerNorm(width), nn.Dropout(dropout), nn.Linear(width, n_labels))
+    return nn.Sequential(
+        nn.LayerNorm(width), nn.Dropout(dropout), nn.Linear(width, hidden), nn.GELU(), nn.Dropout(dropout),
+        nn.Linear(hidden, n_labels),
+    )
 
 
 def _vocab(lm: nn.Module | None) -> int:

@@ -7,6 +7,7 @@ import math
 import platform
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -17,9 +18,11 @@ import yaml
 
 from lcid.errors import InputError
 from lcid.io.atomic import atomic_dir
-from lcid.io.vqa import VQAFormat, read_vqa_split
+from lcid.io.vqa import VQAFormat, VQASample, read_vqa_split
 from lcid.train.config import TrainConfig
 from lcid.train.loop import fit
+from lcid.vlm.augment import AugmentSettings
+from lcid.vlm.aux_targets import aux_target_table, image_attributes
 from lcid.vlm.config import VLMConfig
 from lcid.vlm.data import VLMDataset
 from lcid.vlm.model import FlamingoVLM
@@ -48,6 +51,21 @@ class VQATrainSettings:
     schedule, warmup_steps
         Learning rate: ``"cosine"`` (linear warm-up, then cosine decay to 5 % of ``lr``) or
         ``"constant"``.
+    aux_targets, aux_weight
+        Image-level auxiliary targets collected from the training split (any of ``organ``,
+        ``modality``, ``plane``; see :mod:`lcid.vlm.aux_targets`) and the weight of their loss.
+    label_smoothing
+        Label smoothing of the multiclass head's cross-entropy.
+    augment
+        :class:`lcid.vlm.augment.AugmentSettings` fields; empty keeps the original
+        augmentation (whole-pixel shifts up to 6 %, ±10 % contrast).
+    ema_decay
+        When above 0, an exponential moving average of the weights (this decay per step) is
+        kept during training and saved as the model.
+    holdout_fraction, holdout_seed
+        When above 0, this fraction of the training questions (drawn with ``holdout_seed``)
+        is held out of training and scored at the end (``validation.json`` in the model
+        folder): for choosing recipes without touching the test split.
     """
 
     model: dict[str, Any] = field(default_factory=dict)
@@ -58,6 +76,13 @@ class VQATrainSettings:
     head_weight: float = 1.0
     schedule: str = "constant"
     warmup_steps: int = 100
+    aux_targets: list[str] = field(default_factory=list)
+    aux_weight: float = 0.5
+    label_smoothing: float = 0.0
+    augment: dict[str, float] = field(default_factory=dict)
+    ema_decay: float = 0.0
+    holdout_fraction: float = 0.0
+    holdout_seed: int = 0
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> VQATrainSettings:
@@ -94,9 +119,18 @@ def train_vqa(
     """
     out_dir = Path(out_dir)
     samples = read_vqa_split(data_dir, split="train", data_format=data_format)
+    samples, held_out = holdout_split(samples, fraction=settings.holdout_fraction, seed=settings.holdout_seed)
     labels = answer_vocabulary(samples, min_count=settings.min_answer_count)
     examples, images = vqa_examples(samples)
-    cfg = VLMConfig.from_dict({**settings.model, "head": "multiclass", "head_labels": list(labels)})
+    aux_labels: dict[str, tuple[str, ...]] = {}
+    image_targets: dict[str, list[int]] = {}
+    if settings.aux_targets:
+        aux_labels, image_targets = aux_target_table(
+            image_attributes(samples, settings.aux_targets), settings.aux_targets
+        )
+    cfg = VLMConfig.from_dict(
+        {**settings.model, "head": "multiclass", "head_labels": list(labels), "aux_labels": aux_labels}
+    )
     torch.manual_seed(int(settings.train.get("seed", 0)))
     if cfg.language == "gpt2-scratch":
         texts = [e.prompt + " " + e.answer for e in examples]
@@ -107,12 +141,46 @@ def train_vqa(
     cfg = model.cfg
     dataset = VLMDataset(
         examples, images, tokenizer, image_size=cfg.image_size, max_length=cfg.max_length,
-        head_labels=cfg.head_labels, head="multiclass", augment=True,
+        head_labels=cfg.head_labels, head="multiclass",
+        augment=AugmentSettings(**settings.augment) if settings.augment else True,
+        image_targets=image_targets,
     )
     data_record = {"dir": str(data_dir), "format": data_format, "split": "train", "questions": len(samples),
-                   "images": len(images), "head_answers": len(labels)}
-    return fit_and_save(model, tokenizer, dataset, settings, out_dir, command=command, data_record=data_record,
-                        write_card=lambda folder: write_model_card(folder, model.cfg))
+                   "images": len(images), "head_answers": len(labels), "held_out_questions": len(held_out),
+                   "aux_known_images": {a: sum(t[i] >= 0 for t in image_targets.values())
+                                        for i, a in enumerate(settings.aux_targets)}}
+    record = fit_and_save(model, tokenizer, dataset, settings, out_dir, command=command, data_record=data_record,
+                          write_card=lambda folder: write_model_card(folder, model.cfg))
+    if held_out:
+        from lcid.vlm.evaluate import evaluate
+
+        trained = FlamingoVLM.from_pretrained(out_dir / "model")
+        scores = evaluate(trained, held_out, train_samples=samples, embeddings=False)
+        (out_dir / "model" / VALIDATION_FILE).write_text(json.dumps(scores, indent=2) + "\n")
+        record["validation"] = scores
+    return record
+
+
+#: Scores on the held-out training questions, saved in the model folder.
+VALIDATION_FILE = "validation.json"
+
+
+def holdout_split(
+    samples: Sequence[VQASample], *, fraction: float, seed: int
+) -> tuple[list[VQASample], list[VQASample]]:
+    """Split training questions into (kept, held out): ``fraction`` drawn at random with ``seed``.
+
+    Questions, not images, are held out, as in the VQA-RAD test split (whose images also
+    occur in training).
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise InputError(f"holdout_fraction must be in [0, 1), not {fraction}")
+    n_out = round(fraction * len(samples))
+    if n_out == 0:
+        return list(samples), []
+    order = torch.randperm(len(samples), generator=torch.Generator().manual_seed(seed)).tolist()
+    out = set(order[:n_out])
+    return [s for i, s in enumerate(samples) if i not in out], [s for i, s in enumerate(samples) if i in out]
 
 
 def fit_and_save(
@@ -134,10 +202,16 @@ def fit_and_save(
     cfg = model.cfg
     train_config = TrainConfig.from_dict({**settings.train, "out_dir": str(out_dir)})
     began = time.perf_counter()
-    loss_fn = partial(vlm_loss, lm_weight=settings.lm_weight, head_weight=settings.head_weight)
+    loss_fn = partial(vlm_loss, lm_weight=settings.lm_weight, head_weight=settings.head_weight,
+                      aux_weight=getattr(settings, "aux_weight", 0.0) if getattr(settings, "aux_targets", ()) else 0.0,
+                      label_smoothing=getattr(settings, "label_smoothing", 0.0))
     optimizer, schedule = _optimizer(model, train_config, settings)
+    extra_state: dict[str, Any] = {"lr_schedule": schedule}
+    ema = _ema(model, optimizer, decay=getattr(settings, "ema_decay", 0.0))
+    if ema is not None:
+        extra_state["ema"] = ema
     result = fit(model, loss_fn, dataset, train_config, optimizer=optimizer, collate_fn=dataset.collate,
-                 extra_state={"lr_schedule": schedule})
+                 extra_state=extra_state)
     record = {
         "command": command,
         "data": data_record,
@@ -150,6 +224,8 @@ def fit_and_save(
         "parameters": sum(p.numel() for p in model.parameters()),
     }
     model = _unwrap(model)
+    if ema is not None:
+        model.load_state_dict(ema.module.state_dict())
     model.tokenizer = tokenizer
     with atomic_dir(out_dir / "model") as tmp:
         model.save_pretrained(tmp, config=cfg.to_dict(), model_card_kwargs={})
@@ -187,6 +263,21 @@ def _optimizer(
     return optimizer, schedule
 
 
+def _ema(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, *, decay: float
+) -> torch.optim.swa_utils.AveragedModel | None:
+    """An exponential moving average of ``model``'s weights, updated after every optimizer step."""
+    if decay <= 0:
+        return None
+    if decay >= 1:
+        raise InputError(f"ema_decay must be in [0, 1), not {decay}")
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    optimizer.register_step_post_hook(lambda *_: ema.update_parameters(model))
+    return ema
+
+
 def _unwrap(model: torch.nn.Module) -> FlamingoVLM:
     return getattr(model, "module", model)  # accelerate/DDP wrapper
 
@@ -201,4 +292,4 @@ def copy_model(src: str | Path, dst: str | Path) -> Path:
     return dst
 
 
-__all__ = ["VQATrainSettings", "train_vqa", "copy_model"]
+__all__ = ["VQATrainSettings", "train_vqa", "holdout_split", "copy_model", "VALIDATION_FILE"]
