@@ -59,6 +59,9 @@ class VQATrainSettings:
     augment
         :class:`lcid.vlm.augment.AugmentSettings` fields; empty keeps the original
         augmentation (whole-pixel shifts up to 6 %, ±10 % contrast).
+    scanner_augment
+        DWI recipe only: :class:`lcid.vlm.dwi.scanner_augment.ScannerAugment` fields (flips,
+        coil bias field, gamma, faint noise, after ``augment``); empty: off.
     ema_decay
         When above 0, an exponential moving average of the weights (this decay per step) is
         kept during training and saved as the model.
@@ -80,6 +83,7 @@ class VQATrainSettings:
     aux_weight: float = 0.5
     label_smoothing: float = 0.0
     augment: dict[str, float] = field(default_factory=dict)
+    scanner_augment: dict[str, Any] = field(default_factory=dict)
     ema_decay: float = 0.0
     holdout_fraction: float = 0.0
     holdout_seed: int = 0
