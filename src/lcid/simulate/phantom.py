@@ -18,6 +18,7 @@ in the brain, the scalp fat bright on b0 but dark after diffusion weighting, bon
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -66,33 +67,107 @@ def hemisphere_directions(n: int, *, offset: float = 0.0) -> np.ndarray:
     return np.stack([np.cos(theta) * np.sin(phi), np.sin(theta) * np.sin(phi), np.cos(phi)], axis=1)
 
 
-def phantom_labels(shape: Sequence[int]) -> np.ndarray:
+@dataclass(frozen=True)
+class Anatomy:
+    """Sizes and positions of the phantom's shapes, in normalised field-of-view units ([-1, 1] per axis).
+
+    The defaults are the standard phantom (what :func:`make_phantom` draws without ``anatomy``);
+    :meth:`random` draws a varied head for generative-model training data.
+
+    Attributes
+    ----------
+    head_radii, skull_radii, brain_radii
+        Semi-axes ``(x, y, z)`` of the scalp's outer surface, the skull's outer surface and the brain.
+    head_z, brain_z
+        Superior offset of the head/skull centre and of the brain centre.
+    white_matter_level
+        Ellipsoid level inside which the brain is white matter (the cortical ribbon lies outside it).
+    cst_x, cst_y, cst_radii
+        Corticospinal tracts: left-right distance from the midline, anterior offset, cylinder semi-axes ``(x, y)``.
+    cc_half_length, cc_z, cc_half_thickness
+        Corpus callosum: anterior-posterior half extent, height, half thickness.
+    ventricle_x, ventricle_z, ventricle_radii
+        Lateral ventricles: distance from the midline, height, semi-axes ``(x, y, z)``.
+    """
+
+    head_radii: tuple[float, float, float] = (0.86, 0.9, 0.86)
+    skull_radii: tuple[float, float, float] = (0.79, 0.83, 0.78)
+    brain_radii: tuple[float, float, float] = (0.7, 0.76, 0.68)
+    head_z: float = -0.05
+    brain_z: float = 0.0
+    white_matter_level: float = 0.72
+    cst_x: float = 0.3
+    cst_y: float = -0.05
+    cst_radii: tuple[float, float] = (0.1, 0.12)
+    cc_half_length: float = 0.35
+    cc_z: float = 0.22
+    cc_half_thickness: float = 0.08
+    ventricle_x: float = 0.12
+    ventricle_z: float = 0.04
+    ventricle_radii: tuple[float, float, float] = (0.07, 0.3, 0.1)
+
+    @classmethod
+    def random(cls, rng: np.random.Generator) -> Anatomy:
+        """A varied head: overall size 0.85-1.05, aspect ±8 % per axis, skull 0.04-0.1 thick,
+        scalp 0.05-0.1 thick, ventricles 0.7-2x (as with atrophy), bundles and callosum moved a little.
+
+        ``rng`` is the only source of randomness (record its seed to reproduce the head).
+        """
+        base = cls()
+        size = rng.uniform(0.85, 1.05)
+        brain = tuple(float(r * size * rng.uniform(0.92, 1.08)) for r in base.brain_radii)
+        skull_gap = rng.uniform(0.04, 0.1)
+        scalp_gap = rng.uniform(0.05, 0.1)
+        skull = tuple(float(r + skull_gap) for r in brain)
+        head = tuple(float(r + scalp_gap) for r in skull)
+        ventricles = float(rng.uniform(0.7, 2.0))
+        v = base.ventricle_radii
+        return cls(
+            head_radii=head,  # type: ignore[arg-type]
+            skull_radii=skull,  # type: ignore[arg-type]
+            brain_radii=brain,  # type: ignore[arg-type]
+            head_z=float(rng.uniform(-0.08, -0.02)),
+            brain_z=float(rng.uniform(-0.03, 0.03)),
+            white_matter_level=float(rng.uniform(0.6, 0.78)),
+            cst_x=float(size * rng.uniform(0.25, 0.35)),
+            cst_y=float(rng.uniform(-0.1, 0.0)),
+            cc_half_length=float(size * rng.uniform(0.3, 0.4)),
+            cc_z=float(0.22 * size + 0.5 * (ventricles - 1) * v[2]),
+            ventricle_x=float(0.12 * size * np.sqrt(ventricles)),
+            ventricle_radii=(float(v[0] * ventricles), float(v[1] * size * np.sqrt(ventricles)), float(v[2] * ventricles)),
+        )
+
+
+def phantom_labels(shape: Sequence[int], *, anatomy: Anatomy | None = None) -> np.ndarray:
     """Tissue label map of the head, ``shape`` ``(X, Y, Z)`` in RAS voxel order -> int8 array.
 
-    Labels are :data:`LABELS`; shapes scale with the field of view.
+    Labels are :data:`LABELS`; shapes scale with the field of view. ``anatomy`` sets the
+    shapes' sizes and positions (default: the standard phantom).
     """
+    a = anatomy if anatomy is not None else Anatomy()
     x, y, z = np.meshgrid(*[np.linspace(-1, 1, int(s)) for s in shape], indexing="ij")
     # Head: scalp outer surface, skull below it, brain inside; brain slightly superior.
     def ellipsoid(cx: float, cy: float, cz: float, rx: float, ry: float, rz: float) -> np.ndarray:
         return ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 + ((z - cz) / rz) ** 2
 
-    head = ellipsoid(0, 0, -0.05, 0.86, 0.9, 0.86)
-    brain = ellipsoid(0, 0.0, 0.0, 0.7, 0.76, 0.68)
+    head = ellipsoid(0, 0, a.head_z, *a.head_radii)
+    brain = ellipsoid(0, 0.0, a.brain_z, *a.brain_radii)
+    wm = brain < a.white_matter_level  # cortical ribbon outside ~85% of the radius
     labels = np.zeros(x.shape, np.int8)
     labels[head < 1.0] = LABELS["scalp"]
-    labels[ellipsoid(0, 0, -0.05, 0.79, 0.83, 0.78) < 1.0] = LABELS["skull"]
+    labels[ellipsoid(0, 0, a.head_z, *a.skull_radii) < 1.0] = LABELS["skull"]
     labels[brain < 1.0] = LABELS["grey_matter"]
-    labels[brain < 0.72] = LABELS["white_matter"]  # cortical ribbon outside ~85% of the radius
+    labels[wm] = LABELS["white_matter"]
     # Corticospinal tracts: two superior-inferior cylinders left and right.
-    cst = ((np.abs(x) - 0.3) / 0.1) ** 2 + ((y + 0.05) / 0.12) ** 2 < 1.0
-    labels[(brain < 0.72) & cst] = LABELS["corticospinal"]
+    cst = ((np.abs(x) - a.cst_x) / a.cst_radii[0]) ** 2 + ((y - a.cst_y) / a.cst_radii[1]) ** 2 < 1.0
+    labels[wm & cst] = LABELS["corticospinal"]
     # Corpus callosum: a left-right band above the ventricles.
-    cc = (np.abs(y) < 0.35) & (np.abs(z - 0.22) < 0.08)
-    labels[(brain < 0.72) & cc] = LABELS["corpus_callosum"]
-    labels[(brain < 0.72) & cc & cst] = LABELS["crossing"]
+    cc = (np.abs(y) < a.cc_half_length) & (np.abs(z - a.cc_z) < a.cc_half_thickness)
+    labels[wm & cc] = LABELS["corpus_callosum"]
+    labels[wm & cc & cst] = LABELS["crossing"]
     # Lateral ventricles: two small ellipsoids beside the midline, below the callosum.
     for side in (-1, 1):
-        labels[ellipsoid(side * 0.12, 0.0, 0.04, 0.07, 0.3, 0.1) < 1.0] = LABELS["csf"]
+        labels[ellipsoid(side * a.ventricle_x, 0.0, a.ventricle_z, *a.ventricle_radii) < 1.0] = LABELS["csf"]
     return labels
 
 
@@ -104,6 +179,7 @@ def make_phantom(
     bvecs: np.ndarray | None = None,
     snr: float = 30.0,
     seed: int = 0,
+    anatomy: Anatomy | None = None,
 ) -> DWIScan:
     """A synthetic brain-like DWI series.
 
@@ -121,6 +197,9 @@ def make_phantom(
         (Rician noise: magnitude of complex Gaussian); ``inf`` or ``0`` for no noise.
     seed
         Seed of the noise; the anatomy is deterministic.
+    anatomy
+        Shape sizes and positions (:class:`Anatomy`, e.g. ``Anatomy.random(rng)``); default the
+        standard phantom.
 
     Returns
     -------
@@ -139,7 +218,7 @@ def make_phantom(
         bvals, bvecs = default_scheme()
     bvals = np.asarray(bvals, dtype=float)
     bvecs = np.asarray(bvecs, dtype=float).reshape(-1, 3)
-    labels = phantom_labels(shape)
+    labels = phantom_labels(shape, anatomy=anatomy)
     # DIPY's gradient table needs unit vectors on DW rows; b0 rows may be zero.
     gtab = gradient_table(bvals, bvecs=_unit_rows(bvecs), b0_threshold=50)
 

@@ -59,7 +59,6 @@ def load_pneumoniamnist(folder: str | Path, *, split: str = "train", size: int =
 def _pad(raw: np.ndarray, size: int) -> torch.Tensor:
     """Zero-pad ``(N, h, w)`` to ``(N, 1, size, size)``, centred (MONAI ``SpatialPad`` over the batch)."""
     from monai.transforms import SpatialPad
-
     from monai.utils import convert_to_tensor
 
     padded = SpatialPad(spatial_size=(size, size))(torch.from_numpy(raw))
@@ -120,7 +119,7 @@ def split_in_two(data: ImageSet, *, seed: int = 0) -> tuple[ImageSet, ImageSet]:
     half = max(1, len(data) // 2)
 
     def part(index: torch.Tensor) -> ImageSet:
-        pick = lambda t: None if t is None else t[index]  # noqa: E731
+        pick = lambda t: None if t is None else t[index]
         return ImageSet(data.images[index], labels=pick(data.labels), covariates=pick(data.covariates))
 
     return part(order[:half]), part(order[half:])

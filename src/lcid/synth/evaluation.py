@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import torch
 
+from lcid.errors import InputError
 from lcid.metrics.frechet import frechet_distance
 from lcid.metrics.ms_ssim import mean_pairwise_ms_ssim
-from lcid.errors import InputError
 from lcid.synth.classifier import predict, regress, train_classifier, train_regressor
 from lcid.synth.data import ImageSet
 from lcid.synth.model import SynthModel

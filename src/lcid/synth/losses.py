@@ -21,6 +21,13 @@ def reconstruction_loss(recon: torch.Tensor, images: torch.Tensor, *, background
     return (weights * (recon - images).abs()).sum() / weights.sum()
 
 
+def structural_loss(recon: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """``1 - SSIM`` (MONAI ``SSIMLoss``, data range 1, 7-pixel Gaussian window) of images in [0, 1], 2D or 3D."""
+    from monai.losses import SSIMLoss
+
+    return SSIMLoss(spatial_dims=images.ndim - 2, data_range=1.0, kernel_type="gaussian", win_size=7)(recon, images)
+
+
 def kl_loss(z_mu: torch.Tensor, z_sigma: torch.Tensor) -> torch.Tensor:
     """KL divergence of ``N(mu, sigma^2)`` from ``N(0, 1)``, summed over latent elements, batch mean."""
     dims = list(range(1, z_mu.ndim))

@@ -66,13 +66,13 @@ def build_scheduler(spec: DiffusionSpec, *, sampler: str = "ddpm", steps: int | 
     """
     from monai.networks.schedulers import DDIMScheduler, DDPMScheduler
 
-    kwargs = dict(
-        num_train_timesteps=spec.num_train_timesteps,
-        schedule="scaled_linear_beta",
-        beta_start=spec.beta_start,
-        beta_end=spec.beta_end,
-        clip_sample=False,
-    )
+    kwargs = {
+        "num_train_timesteps": spec.num_train_timesteps,
+        "schedule": "scaled_linear_beta",
+        "beta_start": spec.beta_start,
+        "beta_end": spec.beta_end,
+        "clip_sample": False,
+    }
     if sampler == "ddpm":
         scheduler = DDPMScheduler(**kwargs)
     elif sampler == "ddim":

@@ -20,8 +20,13 @@ class Recipe:
         seed: 0
         data: {kind: pneumoniamnist, path: /data/pneumoniamnist, size: 32}
         autoencoder: {spec: {...}, kl_weight: 1e-6, background_weight: 0.1,
-                      adversarial_weight: 0.0, train: {steps: 1500, batch_size: 64}}
-        ldm: {spec: {...}, train: {steps: 3000, batch_size: 64}}
+                      adversarial_weight: 0.0, ssim_weight: 0.0, train: {steps: 1500, batch_size: 64}}
+        ldm: {spec: {...}, augment_copies: 0, train: {steps: 3000, batch_size: 64}}
+        augment: {rotate_deg: 8, scale: 0.08, flip_lr: 0.5, gamma: [0.8, 1.25]}  # optional
+
+    ``augment`` (see :class:`lcid.synth.augment.AugmentSpec`) switches on random augmentation of
+    stage-1 training images; ``ldm.augment_copies`` adds that many augmented copies of each image
+    to the stage-2 latents.
     """
 
     out_dir: str
@@ -29,6 +34,7 @@ class Recipe:
     autoencoder: dict[str, Any]
     ldm: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    augment: dict[str, Any] | None = None
     source: str = ""
 
     @classmethod
@@ -42,13 +48,19 @@ class Recipe:
             values = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
             raise InputError(f"config {path} is not valid YAML ({exc.__class__.__name__})") from exc
-        unknown = sorted(set(values) - {"out_dir", "data", "autoencoder", "ldm", "seed"})
+        unknown = sorted(set(values) - {"out_dir", "data", "autoencoder", "ldm", "seed", "augment"})
         if unknown:
             raise InputError(f"unknown config sections in {path}: {', '.join(unknown)}")
         for key in ("out_dir", "data", "autoencoder"):
             if key not in values:
                 raise InputError(f"config {path} lacks '{key}'")
         return cls(**values, source=str(path))
+
+    def augment_spec(self):
+        """The :class:`~lcid.synth.augment.AugmentSpec` of the ``augment`` section, ``None`` without one."""
+        from lcid.synth.augment import AugmentSpec
+
+        return None if self.augment is None else AugmentSpec.from_dict(self.augment)
 
     def train_config(self, stage: str) -> TrainConfig:
         """The shared loop's settings for ``stage`` ("autoencoder" or "ldm")."""

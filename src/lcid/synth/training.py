@@ -12,8 +12,15 @@ from torch.utils.data import Dataset, TensorDataset
 
 from lcid.errors import InputError
 from lcid.io.atomic import atomic_write_text
+from lcid.synth.augment import apply, augmentation, augmented_copies
 from lcid.synth.data import ImageSet, load_dataset
-from lcid.synth.losses import adversarial_terms, diffusion_loss, kl_loss, reconstruction_loss
+from lcid.synth.losses import (
+    adversarial_terms,
+    diffusion_loss,
+    kl_loss,
+    reconstruction_loss,
+    structural_loss,
+)
 from lcid.synth.model import SynthModel, load_model
 from lcid.synth.recipe import Recipe
 from lcid.synth.spec import DiffusionSpec, spec_from_dict, spec_to_dict
@@ -35,8 +42,12 @@ class Stage1(torch.nn.Module):
             )
 
 
-def stage1_loss_fn(*, kind: str, kl_weight: float, background_weight: float, adversarial_weight: float):
-    """``loss_fn(stage1, batch)`` for :func:`lcid.train.fit`."""
+def stage1_loss_fn(*, kind: str, kl_weight: float, background_weight: float, adversarial_weight: float, ssim_weight: float = 0.0):
+    """``loss_fn(stage1, batch)`` for :func:`lcid.train.fit`.
+
+    ``ssim_weight`` adds ``ssim_weight * (1 - SSIM)`` (MONAI ``SSIMLoss``) to the weighted L1.
+    """
+    ssim = structural_loss if ssim_weight > 0 else None
 
     def loss_fn(stage1: Stage1, batch: dict[str, torch.Tensor]):
         images = batch["image"]
@@ -50,6 +61,10 @@ def stage1_loss_fn(*, kind: str, kl_weight: float, background_weight: float, adv
         rec = reconstruction_loss(recon, images, background_weight=background_weight)
         loss = rec + reg
         logs = {"recon_l1": float(rec.detach()), "regulariser": float(reg.detach())}
+        if ssim is not None:
+            structural = ssim(recon, images)
+            loss = loss + ssim_weight * structural
+            logs["ssim_loss"] = float(structural.detach())
         if stage1.discriminator is not None and adversarial_weight > 0:
             gen, disc = adversarial_terms(stage1.discriminator, recon, images)
             loss = loss + adversarial_weight * gen + disc
@@ -59,8 +74,13 @@ def stage1_loss_fn(*, kind: str, kl_weight: float, background_weight: float, adv
     return loss_fn
 
 
-def train_autoencoder(recipe: Recipe, *, data: ImageSet | None = None) -> Path:
-    """Train stage 1 and save it to ``out_dir/autoencoder/model``; returns that folder."""
+def train_autoencoder(recipe: Recipe, *, data: ImageSet | None = None, held_out: ImageSet | None = None) -> Path:
+    """Train stage 1 and save it to ``out_dir/autoencoder/model``; returns that folder.
+
+    Reconstruction metrics go into the model's meta for ``held_out`` images (default: the data
+    set's validation split where it has one). With a recipe ``augment`` section every training
+    image is randomly augmented each time it is drawn.
+    """
     data = data if data is not None else _load(recipe, "train")
     section = recipe.autoencoder
     torch.manual_seed(recipe.seed)
@@ -77,9 +97,12 @@ def train_autoencoder(recipe: Recipe, *, data: ImageSet | None = None) -> Path:
         kl_weight=float(section.get("kl_weight", 1e-6)),
         background_weight=float(section.get("background_weight", 0.1)),
         adversarial_weight=weight,
+        ssim_weight=float(section.get("ssim_weight", 0.0)),
     )
-    metrics = fit(stage1, loss_fn, _images_only(data), recipe.train_config("autoencoder"))
-    held_out = _held_out(recipe)
+    augment = recipe.augment_spec()
+    transform = None if augment is None else augmentation(augment, spatial_dims=data.images.ndim - 2, seed=recipe.seed)
+    metrics = fit(stage1, loss_fn, _ImagesOnly(data, transform), recipe.train_config("autoencoder"))
+    held_out = held_out if held_out is not None else _held_out(recipe)
     if held_out is not None:
         metrics.update(evaluate_reconstruction(model, held_out.images))
     model.meta["stage1_metrics"] = {k: float(v) for k, v in metrics.items()}
@@ -170,6 +193,14 @@ def train_ldm(recipe: Recipe, *, data: ImageSet | None = None) -> Path:
         )
     if spec.conditioning == "class" and data.labels is None:
         raise InputError("class conditioning needs labels in the data")
+    copies = int(recipe.ldm.get("augment_copies", 0))
+    if copies > 0:
+        augment = recipe.augment_spec()
+        if augment is None:
+            raise InputError("ldm.augment_copies needs an 'augment' section in the config")
+        if data.labels is not None or data.covariates is not None:
+            raise InputError("ldm.augment_copies is for unconditional data only")
+        data = ImageSet(augmented_copies(data.images, augment, copies=copies, seed=recipe.seed))
     mu, sigma = encode_dataset(stage1, data)
     scale = latent_scale_factor(mu, sigma, seed=recipe.seed)
     torch.manual_seed(recipe.seed)
@@ -213,15 +244,17 @@ def _held_out(recipe: Recipe) -> ImageSet | None:
 
 
 class _ImagesOnly(Dataset):
-    def __init__(self, data: ImageSet) -> None:
+    """The images of an :class:`ImageSet`, each through ``transform`` (a random augmentation) if given."""
+
+    def __init__(self, data: ImageSet, transform=None) -> None:
         self.data = data
+        self.transform = transform
 
     def __len__(self) -> int:
         return len(self.data)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {"image": self.data.images[index]}
-
-
-def _images_only(data: ImageSet) -> Dataset:
-    return _ImagesOnly(data)
+        image = self.data.images[index]
+        if self.transform is not None:
+            image = apply(self.transform, image)
+        return {"image": image}
