@@ -14,13 +14,16 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 from lcid.dwi.vocabulary import PROBLEM_IDS
 from lcid.errors import InputError
+from lcid.vlm.augment import AugmentSettings
 from lcid.vlm.config import VLMConfig
 from lcid.vlm.data import VLMDataset, VLMExample
 from lcid.vlm.dwi.build import read_manifest
 from lcid.vlm.dwi.card import write_dwi_card
+from lcid.vlm.dwi.scanner_augment import ScannerAugment, scanner_augment
 from lcid.vlm.dwi.text import QUESTIONS
 from lcid.vlm.image import load_image
 from lcid.vlm.model import FlamingoVLM
@@ -43,6 +46,26 @@ def manifest_examples(rows: Sequence[dict[str, Any]]) -> tuple[list[VLMExample],
     return examples, images
 
 
+class ScannerAugmented(Dataset):
+    """A :class:`VLMDataset` whose pictures get :func:`scanner_augment` changes on every draw."""
+
+    def __init__(self, base: VLMDataset, settings: ScannerAugment) -> None:
+        self.base = base
+        self.settings = settings
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        item = dict(self.base[i])
+        item["pixels"] = scanner_augment(item["pixels"], self.settings)
+        return item
+
+    def collate(self, batch: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """The base data set's batching."""
+        return self.base.collate(batch)
+
+
 def train_dwi(
     data_dir: str | Path, *, settings: VQATrainSettings, out_dir: str | Path, command: str = ""
 ) -> dict[str, Any]:
@@ -62,8 +85,13 @@ def train_dwi(
     tokenizer = VLMTokenizer.train(texts, vocab_size=settings.vocab_size)
     model = FlamingoVLM.build(cfg, tokenizer)
     cfg = model.cfg
-    dataset = VLMDataset(examples, images, tokenizer, image_size=cfg.image_size, max_length=cfg.max_length,
-                         head_labels=cfg.head_labels, head="multilabel", augment=True)
+    dataset: VLMDataset | ScannerAugmented = VLMDataset(
+        examples, images, tokenizer, image_size=cfg.image_size, max_length=cfg.max_length,
+        head_labels=cfg.head_labels, head="multilabel",
+        augment=AugmentSettings(**settings.augment) if settings.augment else True,
+    )
+    if settings.scanner_augment:
+        dataset = ScannerAugmented(dataset, ScannerAugment.from_dict(settings.scanner_augment))
     build_file = Path(data_dir) / "build.json"
     data_record = {"dir": str(data_dir), "split": "train", "questions": len(rows), "images": len(images),
                    "build": json.loads(build_file.read_text()) if build_file.is_file() else None}
