@@ -15,14 +15,15 @@ def render_dwi_card(cfg: VLMConfig, training: dict[str, Any] | None, evaluation:
     """Markdown: :func:`lcid.vlm.model_card.render_model_card` (without its VQA score table),
     the commands that rebuild the data set and retrain the model, and the DWI scores."""
     text = render_model_card(cfg, training, None)
-    build = ((training or {}).get("data") or {}).get("build") or {}
+    data = (training or {}).get("data") or {}
+    build = data.get("build") or {}
     lines = [
         "", "## What it does", "",
         "Looks at one DWI slice picture (PNG/JPEG or a NIfTI slice), optionally with acquisition text and",
         "`lcid check` findings, names the problems it shows (multi-label head over the lcid problem ids)",
         "and answers in words (generated). See docs/vlm.md for which problems one slice can show.",
         "", "## Rebuild and retrain", "", "```bash",
-        f"lcid data build-vlm --out runs/dwi-vlm-data --n {build.get('n', '?')} --seed {build.get('seed', '?')}",
+        f"lcid data build-vlm --out {data.get('dir', 'runs/dwi-vlm-data')} --n {build.get('n', '?')} --seed {build.get('seed', '?')}",
         f"{(training or {}).get('command', 'lcid train vlm --config configs/vlm/dwi.yaml')}",
         "```", "",
         f"Held out (never trained on): {', '.join(build.get('holdout', [])) or 'see build.json'}.",

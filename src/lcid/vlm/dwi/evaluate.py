@@ -80,7 +80,8 @@ def evaluate_dwi(
 
     Keys: ``n``, ``head`` and ``text`` (per-problem scores for image-visible and text-visible
     problems, each with ``macro_f1``), ``bleu1``..``bleu4``, ``embedding_cosine``,
-    ``acquisition_effect``, ``latency_s`` (median, p90 and threads of one full answer), and
+    ``acquisition_effect``, ``latency_s`` (median, p90 and threads of one full answer;
+    ``latency_uncached_s`` the same without the key-value cache), and
     ``examples`` (a few answers with their references).
     """
     predictions = predict_rows(model, rows)
@@ -102,6 +103,7 @@ def evaluate_dwi(
         result["embedding_model"] = EMBEDDING_MODEL
     result["acquisition_effect"] = acquisition_effect(model, rows, limit=acq_effect_images)
     result["latency_s"] = latency(model, rows, samples=latency_samples)
+    result["latency_uncached_s"] = latency(model, rows, samples=latency_samples, use_cache=False)
     result["examples"] = [
         {"image": r["image"], "question": r["question"], "acq": r.get("acq"), "labels": r["labels"],
          "answer": p.generated, "reference": r["answer"], "head": [[label, round(q, 3)] for label, q in p.head[:3]]}
@@ -135,14 +137,17 @@ def acquisition_effect(model: FlamingoVLM, rows: Sequence[dict[str, Any]], *, li
     return out
 
 
-def latency(model: FlamingoVLM, rows: Sequence[dict[str, Any]], *, samples: int) -> dict[str, float]:
-    """Wall time (s) of one full answer (image load, head, generation), one question at a time."""
+def latency(
+    model: FlamingoVLM, rows: Sequence[dict[str, Any]], *, samples: int, use_cache: bool = True
+) -> dict[str, float]:
+    """Wall time (s) of one full answer (image load, head, generation), one question at a time;
+    ``use_cache=False`` times the generation without the key-value cache, for comparison."""
     times = []
     for r in rows[:samples]:
         began = time.perf_counter()
         pixels = to_model_input(load_image(r["image"]), size=model.cfg.image_size)[None]
         predict(model, pixels, [build_prompt(r["question"] or DEFAULT_QUESTION, acq=r.get("acq"), findings=r.get("findings"))],
-                max_new_tokens=model.cfg.answer_tokens)
+                max_new_tokens=model.cfg.answer_tokens, use_cache=use_cache)
         times.append(time.perf_counter() - began)
     if not times:
         return {}
