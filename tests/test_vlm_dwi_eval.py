@@ -20,6 +20,8 @@ TINY = {
               "max_length": 80, "answer_tokens": 6, "dropout": 0.0},
     "train": {"steps": 2, "batch_size": 4, "seed": 0, "checkpoint_every": 2, "log_every": 1},
     "vocab_size": 300,
+    "augment": {"max_scale": 0.1},  # the shipped recipe's picture changes, exercised on a tiny run
+    "scanner_augment": {"gamma": [0.8, 1.25], "max_noise": 0.005},
 }
 
 
@@ -52,11 +54,12 @@ def test_training_records_the_recipe_and_data(trained):
     record = json.loads((model_dir / "training.json").read_text())
     assert record["command"].startswith("lcid ")
     assert record["data"]["build"]["seed"] == 3 and record["seed"] == 0
+    assert record["settings"]["scanner_augment"] == TINY["scanner_augment"]
     assert record["data"]["questions"] == len(read_manifest(data, split="train"))
     cfg = load_model(model_dir).cfg
     assert cfg.head == "multilabel" and cfg.answer_tokens == 6
     card = (model_dir / "README.md").read_text()
-    assert "lcid data build-vlm --out runs/dwi-vlm-data --n 20 --seed 3" in card and "philips_achieva" in card
+    assert f"lcid data build-vlm --out {data} --n 20 --seed 3" in card and "philips_achieva" in card
 
 
 def test_evaluate_gives_bounded_scores(trained):
