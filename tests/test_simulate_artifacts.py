@@ -198,10 +198,31 @@ def test_low_resolution_voxel_size(phantom):
         assert list(out.shape[:3]) == params["new_shape"]
         assert np.allclose(out.voxel_size_mm, params["new_voxel_mm"], atol=1e-6)
         assert max(out.voxel_size_mm) == pytest.approx(params["largest_voxel_mm"])
-        # Same field of view and mean intensity; the first voxel stays where it was.
+        # Same field of view (its corner stays where it was) and mean intensity.
         assert np.allclose(np.array(out.shape[:3]) * out.voxel_size_mm, np.array(phantom.shape[:3]) * 2.0)
-        assert np.allclose(out.affine[:3, 3], phantom.affine[:3, 3])
+        assert np.allclose(out.affine @ [-0.5, -0.5, -0.5, 1], phantom.affine @ [-0.5, -0.5, -0.5, 1])
         assert out.data[..., 0].mean() == pytest.approx(phantom.data[..., 0].mean(), rel=0.05)
+
+
+def test_low_resolution_keeps_positions_and_does_not_wrap():
+    """A bright plane at the top slice stays at the top after thicker slices (no wrap into
+    the bottom), and an in-plane edge keeps its physical position within half an old voxel."""
+    from lcid.simulate.artifacts import low_resolution
+
+    data = np.zeros((40, 40, 30, 1), np.float32)
+    data[10:30, 10:30, :, 0] = 100.0
+    data[:, :, -1, 0] = 500.0
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    scan = DWIScan(data=data, affine=affine, bvals=np.zeros(1), bvecs=np.zeros((1, 3)))
+    params = {"new_shape": [20, 40, 10]}
+    out, _ = low_resolution.apply(scan, params)
+    assert out.data[:, :, 0, 0].max() < 150  # nothing wrapped from the top
+    assert out.data[:, :, -1, 0].max() > 200
+    # The edge between x = 9 and 10 (old voxels, 19 mm) is where the profile crosses half height.
+    profile = out.data[:, 20, 5, 0]
+    x_mm = (out.affine @ np.c_[np.arange(20), np.full(20, 20), np.full(20, 5), np.ones(20)].T)[0]
+    crossing = np.interp(50.0, profile[:10], x_mm[:10])
+    assert abs(crossing - 19.0) < 1.0
 
 
 def test_few_directions_count(phantom):

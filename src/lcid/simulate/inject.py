@@ -49,8 +49,8 @@ def inject(scan: DWIScan, problems: Sequence[tuple[str, str]], *, seed: int) -> 
     scan, truth
         The corrupted scan and ``{"lcid_version", "seed", "source", "problems": [{"problem",
         "severity", "parameters", "where"}]}`` in order of application. Indices in ``where`` refer to the returned
-        scan: when a later problem removes volumes or slices, earlier entries are re-indexed
-        (entries that no longer exist are dropped).
+        scan: when a later problem removes slices (the field of view cuts a moved head),
+        earlier entries are re-indexed (entries that no longer exist are dropped).
 
     Raises
     ------
@@ -86,21 +86,17 @@ def inject(scan: DWIScan, problems: Sequence[tuple[str, str]], *, seed: int) -> 
 
 
 def _reindex(where: dict, maps: dict[str, list[int]]) -> dict:
-    """``where`` with volume and slice indices mapped through ``maps`` (-1 drops an entry)."""
-    vol_map, slice_map = maps.get("volumes"), maps.get("slices")
-
-    def vol(i: int) -> int:
-        return vol_map[i] if vol_map is not None and 0 <= i < len(vol_map) else i
+    """``where`` with slice indices mapped through ``maps["slices"]`` (-1 drops an entry)."""
+    slice_map = maps.get("slices")
+    if slice_map is None:
+        return where
 
     def sli(i: int) -> int:
-        return slice_map[i] if slice_map is not None and 0 <= i < len(slice_map) else i
+        return slice_map[i] if 0 <= i < len(slice_map) else i
 
     out = dict(where)
-    if "volumes" in where:
-        out["volumes"] = [vol(v) for v in where["volumes"] if vol(v) >= 0]
     if "slices" in where:
         out["slices"] = sorted({sli(s) for s in where["slices"] if sli(s) >= 0})
     if "pairs" in where:
-        pairs = {(vol(v), sli(s)) for v, s in where["pairs"]}
-        out["pairs"] = sorted([v, s] for v, s in pairs if v >= 0 and s >= 0)
+        out["pairs"] = sorted([v, sli(s)] for v, s in where["pairs"] if sli(s) >= 0)
     return out

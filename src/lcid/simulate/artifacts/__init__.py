@@ -3,8 +3,10 @@
 ``sample(rng, scan, severity) -> dict`` draws JSON-serialisable parameters, including the
 realised magnitude on the shared severity scale (:mod:`lcid.dwi.severity`);
 ``apply(scan, params) -> (scan, where)`` corrupts the scan and says where (0-based
-``volumes``, ``slices``, ``pairs`` of ``[volume, slice]``). Modules that change the volume
-or slice grid also expose ``index_maps(scan, params)`` so earlier ground truth can follow.
+``volumes``, ``slices``, ``pairs`` of ``[volume, slice]``). A module that can change the slice
+grid after other problems were applied (``fov_cutoff``, see
+:data:`lcid.simulate.inject.ACQUISITION_ORDER`) also exposes ``index_maps(scan, params)`` so
+earlier ground truth can follow.
 """
 
 from __future__ import annotations

@@ -66,12 +66,6 @@ def apply(scan: DWIScan, params: dict) -> tuple[DWIScan, dict]:
     ), {"volumes": []}
 
 
-def index_maps(scan: DWIScan, params: dict) -> dict[str, list[int]]:
-    """New index of each old volume (-1 when removed)."""
-    new = {int(v): i for i, v in enumerate(params["kept_volumes"])}
-    return {"volumes": [new.get(v, -1) for v in range(scan.n_volumes)]}
-
-
 def _choose(
     bvecs: np.ndarray, volumes: list[int], n: int, *, mode: str, rng: np.random.Generator, axis: np.ndarray
 ) -> list[int]:

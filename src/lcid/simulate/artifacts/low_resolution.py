@@ -1,11 +1,15 @@
 """Low resolution: larger (and possibly anisotropic) voxels, as from a smaller acquisition matrix.
 
-Each coarsened axis keeps only the central ``n'`` of its ``n`` k-space samples (FFT,
-truncation, inverse FFT on ``n'`` points): the image a scanner gives with the same field
-of view and a smaller matrix. Voxel ``i`` of the new grid samples old position
-``i · n / n'``, so the affine's columns scale by ``n / n'`` with the same origin and the
-header stays consistent. Two modes: ``isotropic`` (all axes to about the drawn edge) and
-``thick_slices`` (the slice axis only). The realised magnitude is the largest new edge (mm).
+In-plane, each coarsened axis keeps only the central ``n'`` of its ``n`` k-space samples
+(FFT, truncation, inverse FFT on ``n'`` points): the image a scanner gives with the same
+field of view and a smaller matrix. Along the slice axis (2D multi-slice EPI, where slice
+thickness is set by the excitation, not by k-space), each new slice is the average of the
+old slices under its thicker slice profile (a box of ``n / n'`` old slices); a k-space
+truncation there would also wrap the top of the head into the bottom slices. Either way
+the field of view is kept: new voxel ``i`` is centred at ``(i + 1/2) · n / n' - 1/2`` in old
+voxel units, and the affine is updated to match. Two modes: ``isotropic`` (all axes to
+about the drawn edge) and ``thick_slices`` (the slice axis only). The realised magnitude
+is the largest new edge (mm).
 
 Hand-written with ``scipy.fft`` because TorchIO's ``Resample`` interpolates in image space
 (a different blur than a truncated acquisition) and neither it nor DIPY keeps the FOV exact
@@ -60,39 +64,60 @@ def sample(rng: np.random.Generator, scan: DWIScan, severity: str) -> dict:
 
 
 def apply(scan: DWIScan, params: dict) -> tuple[DWIScan, dict]:
-    """Truncate k-space to ``new_shape`` and scale the affine; returns (scan, where)."""
+    """Coarsen to ``new_shape`` (k-space in-plane, slice profile across) and update the
+    affine; returns (scan, where)."""
     new = [int(n) for n in params["new_shape"]]
     data = scan.data
     affine = scan.affine.copy()
     sidecar = dict(scan.sidecar)
+    slice_ax = slice_axis(scan)
     for axis in range(3):
         n = data.shape[axis]
         if new[axis] == n:
             continue
-        data = truncate_axis(data, axis=axis, size=new[axis])
-        affine[:3, axis] *= n / new[axis]
-        nearest = np.clip(np.round(np.arange(new[axis]) * n / new[axis]), 0, n - 1).astype(int)
-        sidecar = reslice_timing(sidecar, axis=axis, slice_ax=slice_axis(scan), old_index=nearest)
+        ratio = n / new[axis]
+        if axis == slice_ax:
+            data = average_slices(data, axis=axis, size=new[axis])
+        else:
+            data = truncate_axis(data, axis=axis, size=new[axis])
+        first_centre = 0.5 * ratio - 0.5  # new voxel 0 in old voxel units: the FOV corner stays
+        affine[:3, 3] += first_centre * affine[:3, axis]
+        affine[:3, axis] *= ratio
+        nearest = np.clip(np.floor((np.arange(new[axis]) + 0.5) * ratio), 0, n - 1).astype(int)
+        sidecar = reslice_timing(sidecar, axis=axis, slice_ax=slice_ax, old_index=nearest)
     data = np.clip(data, 0, None).astype(np.float32)
     return scan.replace(data=data, affine=affine, sidecar=sidecar), {"volumes": [], "slices": []}
 
 
-def index_maps(scan: DWIScan, params: dict) -> dict[str, list[int]]:
-    """Nearest new slice of each old slice along the slice axis, when that axis changed."""
-    axis = slice_axis(scan)
-    n, m = scan.shape[axis], int(params["new_shape"][axis])
-    if n == m:
-        return {}
-    return {"slices": [int(min(m - 1, round(i * m / n))) for i in range(n)]}
+def average_slices(data: np.ndarray, *, axis: int, size: int) -> np.ndarray:
+    """Average ``data`` along ``axis`` into ``size`` thicker slices covering the same extent.
+
+    New slice ``i`` covers old slices ``[i r, (i + 1) r)`` with ``r = n / size``; each old
+    slice contributes by its overlap (a box slice profile). Float32 out.
+    """
+    n = data.shape[axis]
+    edges = np.arange(size + 1) * n / size
+    old = np.arange(n)
+    overlap = np.clip(np.minimum(edges[1:, None], old[None, :] + 1) - np.maximum(edges[:-1, None], old[None, :]), 0, None)
+    weights = (overlap / overlap.sum(axis=1, keepdims=True)).astype(np.float32)  # (size, n)
+    moved = np.moveaxis(data.astype(np.float32, copy=False), axis, -1)
+    return np.moveaxis(moved @ weights.T, -1, axis)
 
 
 def truncate_axis(data: np.ndarray, *, axis: int, size: int) -> np.ndarray:
     """Keep the ``size`` lowest spatial frequencies of ``data`` along ``axis`` (same FOV).
 
-    Intensities are preserved (the DFT is rescaled by ``size / n``). Float32 in, float32 out.
+    New sample ``i`` lies at old voxel position ``(i + 1/2) n / size - 1/2`` (the centres of
+    the coarser voxels of the same field of view; a phase ramp shifts the image before the
+    truncation). Intensities are preserved (the DFT is rescaled by ``size / n``). Float32 in,
+    float32 out.
     """
     n = data.shape[axis]
-    spectrum = scipy.fft.fft(data.astype(np.float32, copy=False), axis=axis)
+    shift = 0.5 * n / size - 0.5
+    ramp = np.exp(2j * np.pi * scipy.fft.fftfreq(n) * shift).astype(np.complex64)
+    shape = [1] * data.ndim
+    shape[axis] = n
+    spectrum = scipy.fft.fft(data.astype(np.float32, copy=False), axis=axis) * ramp.reshape(shape)
     positive = (size + 1) // 2
     negative = size - positive
     kept = np.concatenate(
