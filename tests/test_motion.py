@@ -111,7 +111,7 @@ def test_estimator_noise_is_not_motion() -> None:
 
 def test_noisy_phase_encoding_axis_is_judged_on_its_own_spread() -> None:
     """Residual eddy shifts make the PE translation noisy (0.4 mm) while the other axes are
-    tight (0.05 mm): a PE shift within that noise is not motion, a 1 mm shift across PE is."""
+    tight (0.05 mm): a PE shift within that noise is not motion, a 2 mm shift across PE is."""
     rng = np.random.default_rng(1)
     n = 30
     t = rng.normal(0, 0.05, (n, 3))
@@ -120,7 +120,7 @@ def test_noisy_phase_encoding_axis_is_judged_on_its_own_spread() -> None:
     group, valid = np.zeros(n, int), np.ones(n, bool)
     t[5, 1] = 1.1  # 2.75 sd along PE
     assert not motion.significant_displacements(t, r, group, valid).any()
-    t[9, 0] += 1.0
+    t[9, 0] += 2.0
     assert np.flatnonzero(motion.significant_displacements(t, r, group, valid)).tolist() == [9]
 
 

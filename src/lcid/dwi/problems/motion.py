@@ -41,6 +41,12 @@ FALSE_ALARM = 1e-3
 #: Smallest per-parameter noise spread (mm): registration of clean synthetic data can be
 #: nearly exact, and a few hundredths of a millimetre are not motion.
 NOISE_FLOOR_MM = 0.05
+#: Robust standard deviations (MAD) above the group's median pooled displacement that a
+#: moved volume must also reach (the usual MAD outlier rule, Iglewicz & Hoaglin 1993).
+NOISE_K = 3.5
+#: Fewest registered volumes of one contrast group for a noise estimate (and so for
+#: judging motion between its volumes).
+MIN_ASSESSED = 4
 
 
 def detect(scan: DWIScan, context: CheckContext) -> Finding:
@@ -63,9 +69,12 @@ def detect(scan: DWIScan, context: CheckContext) -> Finding:
     translations[:, alignment.pe_axis] -= eddy.shift_mm
     rotvecs = alignment.rotation_vectors_rad
     ok = alignment.registered
-    offset = displacement_from_median(translations, rotvecs, alignment.group, ok)
-    moved = significant_displacements(translations, rotvecs, alignment.group, ok)
-    t_rest, r_rest = resting_positions(translations, rotvecs, alignment.group, ok, moved=moved)
+    # A small shell shares its registration reference with another group (possibly the
+    # b0s); its volumes are still judged only against volumes of their own kind.
+    group = 2 * alignment.group + np.isin(np.arange(scan.n_volumes), context.b0_volumes)
+    offset = displacement_from_median(translations, rotvecs, group, ok)
+    moved = significant_displacements(translations, rotvecs, group, ok)
+    t_rest, r_rest = resting_positions(translations, rotvecs, group, ok, moved=moved)
     fd = framewise_displacement(t_rest, r_rest, ok)
     interleave = interleave_shifts(scan.data, slice_axis=context.slice_axis)
     max_fd = float(fd.max()) if fd.size else 0.0
@@ -94,7 +103,7 @@ def detect(scan: DWIScan, context: CheckContext) -> Finding:
             "translations_mm": translations,
             "rotations_deg": np.degrees(rotvecs),
             "interleave_shift_vox": interleave,
-            "group": alignment.group,
+            "group": group,
         },
     )
 
@@ -136,15 +145,22 @@ def significant_displacements(
 ) -> np.ndarray:
     """Volumes whose position stands out of their group's estimator noise, bool ``(N,)``.
 
-    Each of the six rigid parameters (rotations as arcs on the 50 mm sphere, so all six
-    are in mm) is centred on its group median and divided by its own robust spread
-    (``1.4826 · MAD``, at least :data:`NOISE_FLOOR_MM`); a volume counts as moved when the
-    sum of the six squares exceeds the χ²(6) quantile of :data:`FALSE_ALARM`. Per-parameter
-    spreads matter: residual eddy-current shifts make the translation along phase encoding
-    several times noisier than the other parameters on real series, and a pooled
-    displacement (a sum of absolute values, skewed) mistakes that noise for motion. Groups
-    of fewer than 4 volumes have no usable noise estimate: their volumes count when their
-    displacement from the group median reaches the ``mild`` bound.
+    Two tests must agree (each alone mistakes a kind of estimator error for motion):
+
+    * per parameter: each of the six rigid parameters (rotations as arcs on the 50 mm
+      sphere, so all six are in mm) is centred on its group median and divided by its own
+      robust spread (``1.4826 · MAD``, at least :data:`NOISE_FLOOR_MM`); the sum of the six
+      squares must exceed the χ²(6) quantile of :data:`FALSE_ALARM`. Residual eddy-current
+      shifts make the translation along phase encoding several times noisier than the
+      other parameters on real series; a pooled test alone takes that noise for motion.
+    * pooled: the displacement from the group median (Σ|Δt| + 50 mm · Σ|Δθ|) must exceed
+      the group's median displacement by :data:`NOISE_K` robust standard deviations.
+      Registration of a few gradient directions can be biased by their contrast while all
+      others register almost exactly; the per-parameter test alone takes that bias for
+      motion.
+
+    Groups of fewer than :data:`MIN_ASSESSED` volumes have no usable noise estimate: their
+    volumes are not assessed (never counted as moved).
 
     >>> t = np.zeros((8, 3)); t[:, 1] = [0.3, -0.4, 0.5, -0.2, 0.1, 0.6, -0.5, 0.0]
     >>> t[:, 0] = [0.02, -0.01, 0.0, 0.01, -0.02, 0.0, 0.01, 1.5]
@@ -156,12 +172,15 @@ def significant_displacements(
     out = np.zeros(len(params), bool)
     for g in np.unique(group[valid]):
         members = np.flatnonzero((group == g) & valid)
-        centred = params[members] - np.median(params[members], axis=0)
-        if len(members) < 4:
-            out[members] = np.abs(centred).sum(1) >= SCALE[PROBLEM][0]
+        if len(members) < MIN_ASSESSED:
             continue
+        centred = params[members] - np.median(params[members], axis=0)
         spread = np.maximum(1.4826 * np.median(np.abs(centred), axis=0), NOISE_FLOOR_MM)
-        out[members] = ((centred / spread) ** 2).sum(1) > limit
+        per_parameter = ((centred / spread) ** 2).sum(1) > limit
+        pooled = np.abs(centred).sum(1)
+        centre = float(np.median(pooled))
+        beyond = pooled > centre + NOISE_K * 1.4826 * float(np.median(np.abs(pooled - centre)))
+        out[members] = per_parameter & beyond
     return out
 
 
