@@ -1,12 +1,17 @@
-"""The small 3D run of docs/synth.md: train configs/synth/brain3d.yaml, sample, score, draw mid-slices.
+"""The 3D run of docs/synth.md: build the volumes, train configs/synth/brain3d.yaml, sample, score, draw.
 
-Run from the repository root after ``docs/make_synth_brain3d.sh`` (which builds runs/brain3d-data)::
+Run from the repository root after ``docs/make_synth_brain3d.sh`` (links the shared brain DWI
+series into runs/brain3d-data)::
 
-    .venv/bin/python docs/make_synth_brain3d.py [--images-cache runs/brain3d-images.pt]
+    .venv/bin/python docs/make_synth_brain3d.py --images-cache runs/brain3d-volumes.pt [--stage all]
 
-The volumes are loaded and preprocessed once (MONAI chain of lcid.synth.preprocess, minutes on a
-CPU) and handed to both training stages (``train_autoencoder``/``train_ldm`` with ``data=``, the
-functions behind ``lcid train``). Writes docs/img/synth_brain3d.png and prints the metrics as JSON.
+Volumes: b0 + mean DWI of each DWI series under the config's data path, and of ``--phantoms``
+``lcid`` phantom brains, each with its own random anatomy (``Anatomy.random``, seed = index) and
+SNR, all through the MONAI chain of :mod:`lcid.synth.preprocess`. Whole sources (both volumes of a
+series or phantom) are held out (``--held-out``): stage 1 is scored on them and the samples are
+compared with them. ``--stage`` runs ``data``, ``autoencoder``, ``ldm``, ``eval`` or ``all`` (each
+resumes from the previous stage's saved output). Writes docs/img/synth_brain3d.png and
+runs/brain3d/eval.json.
 """
 
 from __future__ import annotations
@@ -18,14 +23,69 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lcid.synth.data import ImageSet, load_dataset, split_in_two
-from lcid.synth.evaluation import evaluate
-from lcid.synth.model import load_model
+from lcid.synth.data import ImageSet
 from lcid.synth.recipe import Recipe
-from lcid.synth.training import train_autoencoder, train_ldm
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURE = ROOT / "docs" / "img" / "synth_brain3d.png"
+HELD_OUT = ("philips_achieva_dstream_15dir_b2000", "phantom_08", "phantom_09")
+
+
+def phantom_volumes(index: int, *, voxel_mm: tuple[float, ...], shape: tuple[int, ...]) -> torch.Tensor:
+    """b0 + mean DWI ``(2, 1, *shape)`` of phantom ``index``: anatomy and SNR drawn with seed ``index``."""
+    from monai.utils import convert_to_tensor
+
+    from lcid.simulate.phantom import Anatomy, default_scheme, make_phantom
+    from lcid.synth.preprocess import brain_volumes, volume_transform
+
+    rng = np.random.default_rng(index)
+    anatomy = Anatomy.random(rng)
+    bvals, bvecs = default_scheme()
+    keep = bvals <= 1000  # b0s + the b = 1000 shell: mean DWI like the real b = 1000-2500 series
+    scan = make_phantom(shape=(72, 84, 64), voxel_mm=2.0, bvals=bvals[keep], bvecs=bvecs[keep],
+                        snr=float(rng.uniform(12, 40)), seed=index, anatomy=anatomy)
+    transform = volume_transform(voxel_mm=voxel_mm, shape=shape)
+    return torch.stack([convert_to_tensor(transform(item)["image"], track_meta=False) for item in brain_volumes(scan.data, scan.bvals, scan.affine)]).float()
+
+
+def build_volumes(recipe: Recipe, *, phantoms: int) -> dict[str, torch.Tensor]:
+    """``{source: (2, 1, *shape)}`` for every DWI series under the data path and ``phantoms`` phantoms."""
+
+    d = recipe.data
+    voxel_mm, shape = tuple(d["voxel_mm"]), tuple(d["shape"])
+    out: dict[str, torch.Tensor] = {}
+    for folder in sorted(p for p in Path(d["path"]).iterdir() if p.is_dir() and not p.name.startswith("phantom")):
+        for path in sorted(folder.glob("*.nii*")):  # one source per run (the Siemens AP and PA runs are two)
+            run = path.name.split(".nii")[0]
+            out[f"{folder.name}/{run}" if len(list(folder.glob('*.nii*'))) > 1 else folder.name] = _one_series(path, voxel_mm, shape)
+    for k in range(phantoms):
+        out[f"phantom_{k:02d}"] = phantom_volumes(k, voxel_mm=voxel_mm, shape=shape)
+    return out
+
+
+def _one_series(path: Path, voxel_mm, shape) -> torch.Tensor:
+    from monai.utils import convert_to_tensor
+
+    from lcid.io.nifti import load_dwi
+    from lcid.synth.preprocess import brain_volumes, volume_transform
+
+    scan = load_dwi(path)
+    transform = volume_transform(voxel_mm=voxel_mm, shape=shape)
+    return torch.stack([convert_to_tensor(transform(item)["image"], track_meta=False) for item in brain_volumes(scan.data, scan.bvals, scan.affine)]).float()
+
+
+def split(volumes: dict[str, torch.Tensor], held_out: tuple[str, ...]) -> tuple[ImageSet, ImageSet]:
+    """Training and held-out sets; a source is held out when its name starts with one of ``held_out``."""
+    test = [k for k in volumes if k.startswith(held_out)]
+    train = [k for k in volumes if k not in test]
+    return ImageSet(torch.cat([volumes[k] for k in train])), ImageSet(torch.cat([volumes[k] for k in test]))
+
+
+def nearest_mse(volumes: torch.Tensor, reference: torch.Tensor) -> float:
+    """Mean over ``volumes`` of the MSE to the closest ``reference`` volume (a copy check: samples that only
+    repeat training volumes sit much closer to them than held-out real volumes do)."""
+    distances = ((volumes[:, None] - reference[None]) ** 2).flatten(2).mean(-1)
+    return float(distances.min(1).values.mean())
 
 
 def mid_slices(volume: np.ndarray) -> list[np.ndarray]:
@@ -34,16 +94,15 @@ def mid_slices(volume: np.ndarray) -> list[np.ndarray]:
     return [np.rot90(volume[:, :, z]), np.rot90(volume[:, y, :]), np.rot90(volume[x, :, :])]
 
 
-def figure(samples: torch.Tensor, real: torch.Tensor, path: Path) -> None:
-    """Rows of real and generated volumes, three mid-slices each."""
+def figure(rows: list[tuple[str, torch.Tensor]], path: Path) -> None:
+    """One row per volume: label and its three mid-slices."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    volumes = [("real", v) for v in real] + [("sample", v) for v in samples]
-    fig, axes = plt.subplots(len(volumes), 3, figsize=(4.2, 1.45 * len(volumes)), squeeze=False)
-    for row, (name, volume) in enumerate(volumes):
+    fig, axes = plt.subplots(len(rows), 3, figsize=(4.2, 1.45 * len(rows)), squeeze=False)
+    for row, (name, volume) in enumerate(rows):
         for col, (view, image) in enumerate(zip(("axial", "coronal", "sagittal"), mid_slices(volume[0].numpy()), strict=True)):
             ax = axes[row, col]
             ax.imshow(image, cmap="gray", vmin=0, vmax=1)
@@ -52,7 +111,7 @@ def figure(samples: torch.Tensor, real: torch.Tensor, path: Path) -> None:
             if row == 0:
                 ax.set_title(view, fontsize=8)
             if col == 0:
-                ax.set_ylabel(name, fontsize=8)
+                ax.set_ylabel(name, fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -63,29 +122,50 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "synth" / "brain3d.yaml")
     parser.add_argument("--images-cache", type=Path, default=None, help="Save/reuse the preprocessed volumes here.")
+    parser.add_argument("--phantoms", type=int, default=10, help="Phantom brains of varied anatomy.")
+    parser.add_argument("--held-out", nargs="*", default=list(HELD_OUT), help="Source-name prefixes to hold out.")
+    parser.add_argument("--stage", choices=("data", "autoencoder", "ldm", "eval", "all"), default="all")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--n", type=int, default=6, help="Samples to draw for the figure.")
+    parser.add_argument("--n", type=int, default=8, help="Samples to draw (figure and Fréchet/MS-SSIM).")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     recipe = Recipe.load(args.config)
-    d = recipe.data
     if args.images_cache is not None and args.images_cache.is_file():
-        data = ImageSet(torch.load(args.images_cache))
+        volumes = torch.load(args.images_cache)
     else:
-        data = load_dataset("nifti", d["path"], voxel_mm=tuple(d["voxel_mm"]), shape=tuple(d["shape"]))
+        volumes = build_volumes(recipe, phantoms=args.phantoms)
         if args.images_cache is not None:
-            torch.save(data.images, args.images_cache)
-    print(f"{len(data)} volumes {tuple(data.images.shape[2:])}")
-    train_autoencoder(recipe, data=data)
-    model = load_model(train_ldm(recipe, data=data))
-    samples = model.sample(args.n, steps=50, seed=recipe.seed)
-    generator = torch.Generator().manual_seed(recipe.seed)
-    real = data.images[torch.randperm(len(data), generator=generator)[:3]]
-    figure(samples[:4], real, FIGURE)
-    train, test = split_in_two(data, seed=recipe.seed)
-    metrics = evaluate(model, train, test, n=len(test), steps=50, seed=recipe.seed)
-    metrics["volumes"] = float(len(data))
-    print(json.dumps(metrics, indent=2))
+            torch.save(volumes, args.images_cache)
+    train, test = split(volumes, tuple(args.held_out))
+    print(f"{len(train)} training and {len(test)} held-out volumes {tuple(train.images.shape[2:])} from {len(volumes)} sources", flush=True)
+    from lcid.synth.model import load_model
+    from lcid.synth.training import train_autoencoder, train_ldm
+
+    if args.stage in ("autoencoder", "all"):
+        train_autoencoder(recipe, data=train, held_out=test)
+        print(json.dumps(load_model(recipe.stage_dir("autoencoder") / "model").meta["stage1_metrics"], indent=2), flush=True)
+    if args.stage in ("ldm", "all"):
+        train_ldm(recipe, data=train)
+    if args.stage in ("eval", "all"):
+        from lcid.synth.evaluation import evaluate
+
+        model = load_model(recipe.model_dir)
+        samples = model.sample(args.n, steps=50, seed=recipe.seed)
+        names = sorted(volumes)
+        shown = [next(k for k in names if k.startswith(prefix)) for prefix in ("philips_elition", "siemens", "phantom_00", HELD_OUT[0])]
+        labels = ("real Elition", "real Prisma", "phantom", "held-out Achieva")
+        real = [(label, volumes[k][1 if "Prisma" not in label else 0]) for label, k in zip(labels, shown, strict=True)]
+        figure(real + [(f"sample {i}", s) for i, s in enumerate(samples[:6])], FIGURE)
+        metrics = evaluate(model, train, test, n=args.n, steps=50, seed=recipe.seed)
+        metrics.update(
+            train_volumes=float(len(train)),
+            held_out_volumes=float(len(test)),
+            nearest_train_mse_samples=nearest_mse(samples, train.images),
+            nearest_train_mse_held_out=nearest_mse(test.images, train.images),
+        )
+        text = json.dumps(metrics, indent=2)
+        (Path(recipe.out_dir) / "eval.json").write_text(text + "\n")
+        print(text)
 
 
 if __name__ == "__main__":
