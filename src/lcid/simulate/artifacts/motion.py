@@ -16,7 +16,8 @@ Two physically distinct kinds, drawn at random:
 Why not TorchIO's ``Motion``: it mixes k-space segments of several rigid poses inside one
 3D volume (a blur/ghost within the image), which is not how slice-by-slice EPI diffusion
 motion shows, and it does not give the between-volume displacements that DWI QC measures
-as framewise displacement. Rigid resampling uses DIPY's ``AffineMap``.
+as framewise displacement. Rigid resampling: ``scipy.ndimage.affine_transform`` (linear,
+edge voxels repeated beyond the field of view).
 """
 
 from __future__ import annotations
@@ -75,18 +76,16 @@ def apply(scan: DWIScan, params: dict) -> tuple[DWIScan, dict]:
     data = scan.data.copy()
     volumes = [int(v) for v in params["volumes"]]
     if params["mode"] == "inter_volume":
-        from dipy.align.imaffine import AffineMap
-
         anatomical = []
         for v, t, r in zip(volumes, params["translations_mm"], params["rotations_deg"], strict=True):
             world = rigid_matrix(t, r, params["center_mm"])
-            # AffineMap samples the moving image at (affine @ x): the inverse moves the head by `world`.
-            mapping = AffineMap(
-                np.linalg.inv(world),
-                domain_grid_shape=scan.shape[:3], domain_grid2world=scan.affine,
-                codomain_grid_shape=scan.shape[:3], codomain_grid2world=scan.affine,
+            # Output voxel x shows the input at inv(A) inv(world) A x: the head moves by `world`.
+            # Beyond the field of view the nearest edge voxel is repeated: tissue that moves in
+            # from outside was there (the scanner would image it), it is not a void.
+            vox = np.linalg.inv(scan.affine) @ np.linalg.inv(world) @ scan.affine
+            data[..., v] = ndimage.affine_transform(
+                scan.data[..., v], vox[:3, :3], offset=vox[:3, 3], order=1, mode="nearest"
             )
-            data[..., v] = mapping.transform(scan.data[..., v], interpolation="linear")
             anatomical.append(_anatomical_bvec(scan, world, scan.bvecs[v]).round(6).tolist())
         params["tabled_bvecs"] = [scan.bvecs[v].round(6).tolist() for v in volumes]
         params["anatomical_bvecs"] = anatomical
@@ -99,7 +98,7 @@ def apply(scan: DWIScan, params: dict) -> tuple[DWIScan, dict]:
             index = [slice(None)] * 3
             index[axis] = s
             plane = scan.data[(*index, v)]
-            data[(*index, v)] = ndimage.shift(plane, shift2d, order=1, mode="constant", cval=0.0)
+            data[(*index, v)] = ndimage.shift(plane, shift2d, order=1, mode="nearest")
     pairs = [[v, s] for v in volumes for s in shifted]
     return scan.replace(data=data), {"volumes": volumes, "slices": shifted, "pairs": pairs}
 
