@@ -180,6 +180,9 @@ def test_train_vqa_with_aux_ema_and_holdout(tmp_path):
         vocab_size=300, aux_targets=["organ", "modality"], label_smoothing=0.1,
         augment={"max_rotation_deg": 5, "max_scale": 0.1}, ema_decay=0.5, holdout_fraction=0.25,
     )
+    bad = VQATrainSettings(**{**settings.__dict__, "augment": {"flip": 1.0}, "aux_targets": []})
+    with pytest.raises(InputError, match="unknown augment settings: flip"):
+        train_vqa(tmp_path / "data", settings=bad, out_dir=tmp_path / "run_bad")
     with pytest.raises(InputError, match="fewer than 2"):  # every image of the tiny set is HEAD
         train_vqa(tmp_path / "data", settings=settings, out_dir=tmp_path / "run0")
     settings = VQATrainSettings(**{**settings.__dict__, "aux_targets": ["modality", "plane"]})

@@ -146,7 +146,7 @@ def train_vqa(
     dataset = VLMDataset(
         examples, images, tokenizer, image_size=cfg.image_size, max_length=cfg.max_length,
         head_labels=cfg.head_labels, head="multiclass",
-        augment=AugmentSettings(**settings.augment) if settings.augment else True,
+        augment=_augment_settings(settings.augment) if settings.augment else True,
         image_targets=image_targets,
     )
     data_record = {"dir": str(data_dir), "format": data_format, "split": "train", "questions": len(samples),
@@ -265,6 +265,14 @@ def _optimizer(
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     optimizer.register_step_post_hook(lambda *_: schedule.step())
     return optimizer, schedule
+
+
+def _augment_settings(values: dict[str, float]) -> AugmentSettings:
+    """The recipe's ``augment`` mapping as :class:`AugmentSettings`; unknown keys are an :class:`InputError`."""
+    unknown = sorted(set(values) - set(AugmentSettings.__dataclass_fields__))
+    if unknown:
+        raise InputError(f"unknown augment settings: {', '.join(unknown)}")
+    return AugmentSettings(**{k: float(v) for k, v in values.items()})
 
 
 def _ema(
