@@ -101,4 +101,4 @@ def random_augment(
     return apply_augment(pixels, draw_params(settings, generator=generator))
 
 
-__all__ = ["AugmentSettings", "AugmentParams", "draw_params", "apply_augment", "random_augment"]
+__all__ = ["AugmentParams", "AugmentSettings", "apply_augment", "draw_params", "random_augment"]

@@ -133,4 +133,4 @@ def aux_target_table(
     return labels, targets
 
 
-__all__ = ["ATTRIBUTES", "MODALITY_WORDS", "PLANE_WORDS", "named_values", "image_attributes", "aux_target_table"]
+__all__ = ["ATTRIBUTES", "MODALITY_WORDS", "PLANE_WORDS", "aux_target_table", "image_attributes", "named_values"]

@@ -21,11 +21,25 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
 from lcid.vlm.config import VLMConfig
-from lcid.vlm.gated_cross_attention import ConditionedDecoderLayer, GatedCrossAttentionBlock
-from lcid.vlm.language import causal_lm_from_hf_config, decoder_layers, hidden_size, load_hf_causal_lm, small_gpt2
+from lcid.vlm.gated_cross_attention import (
+    ConditionedDecoderLayer,
+    GatedCrossAttentionBlock,
+)
+from lcid.vlm.language import (
+    causal_lm_from_hf_config,
+    decoder_layers,
+    hidden_size,
+    load_hf_causal_lm,
+    small_gpt2,
+)
 from lcid.vlm.resampler import PerceiverResampler
 from lcid.vlm.tokenizer import VLMTokenizer
-from lcid.vlm.vision import HFVisionEncoder, SmallCNN, load_hf_vision, vision_from_hf_config
+from lcid.vlm.vision import (
+    HFVisionEncoder,
+    SmallCNN,
+    load_hf_vision,
+    vision_from_hf_config,
+)
 
 
 class FlamingoVLM(

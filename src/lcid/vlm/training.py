@@ -304,4 +304,4 @@ def copy_model(src: str | Path, dst: str | Path) -> Path:
     return dst
 
 
-__all__ = ["VQATrainSettings", "train_vqa", "holdout_split", "copy_model", "VALIDATION_FILE"]
+__all__ = ["VALIDATION_FILE", "VQATrainSettings", "copy_model", "holdout_split", "train_vqa"]
