@@ -14,8 +14,8 @@ from tests.conftest import REAL_SERIES
 
 TEXTS = ["question: is there a mass in the brain? answer: yes", "question: which lung? answer: left lung",
          "acquisition: 64 directions, b = 0 to 2000. question: what is wrong? answer: noise"] * 5
-TINY = dict(image_size=32, cnn_channels=(4, 8), dim=32, n_layers=2, n_heads=2, n_latents=4, max_length=48,
-            dropout=0.0, head="multilabel", head_labels=("noise", "spikes"))
+TINY = {"image_size": 32, "cnn_channels": (4, 8), "dim": 32, "n_layers": 2, "n_heads": 2, "n_latents": 4,
+        "max_length": 48, "dropout": 0.0, "head": "multilabel", "head_labels": ("noise", "spikes")}
 #: Prompts of different lengths in one batch: right padding must not change any row's answer.
 PROMPTS = ["question: is there a mass in the brain? answer:", "answer:",
            "acquisition: 64 directions, b = 0 to 2000. question: which lung? answer:"]

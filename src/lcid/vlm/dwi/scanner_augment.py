@@ -126,4 +126,4 @@ def scanner_augment(
     return apply_scanner_params(pixels, draw_scanner_params(settings, generator=generator), generator=generator)
 
 
-__all__ = ["ScannerAugment", "ScannerParams", "draw_scanner_params", "apply_scanner_params", "scanner_augment"]
+__all__ = ["ScannerAugment", "ScannerParams", "apply_scanner_params", "draw_scanner_params", "scanner_augment"]

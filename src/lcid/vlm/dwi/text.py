@@ -102,7 +102,7 @@ def random_acquisition(rng: np.random.Generator, facts: Mapping[str, Any]) -> di
     if rng.random() < 0.5:
         directions = int(_COMMON_DIRECTIONS[int(rng.integers(len(_COMMON_DIRECTIONS)))])
     else:
-        directions = int(round(float(np.exp(rng.uniform(np.log(6), np.log(150))))))
+        directions = round(float(np.exp(rng.uniform(np.log(6), np.log(150)))))
     n_shells = int(rng.integers(1, 4))
     shells_ = sorted(int(b) for b in rng.choice(_COMMON_BVALS, size=n_shells, replace=False))
     n_b0 = int(rng.integers(1, 11))
