@@ -127,6 +127,7 @@ def main() -> None:
     parser.add_argument("--stage", choices=("data", "autoencoder", "ldm", "eval", "all"), default="all")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--n", type=int, default=8, help="Samples to draw (figure and Fréchet/MS-SSIM).")
+    parser.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim", help="ddim: 50 steps; ddpm: all 1000 steps.")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     recipe = Recipe.load(args.config)
@@ -150,13 +151,15 @@ def main() -> None:
         from lcid.synth.evaluation import evaluate
 
         model = load_model(recipe.model_dir)
-        samples = model.sample(args.n, steps=50, seed=recipe.seed)
+        steps = 50 if args.sampler == "ddim" else model.diffusion_spec.num_train_timesteps
+        samples = model.sample(args.n, sampler=args.sampler, steps=steps, seed=recipe.seed)
+        suffix = "" if args.sampler == "ddim" else f"_{args.sampler}"
         names = sorted(volumes)
         shown = [next(k for k in names if k.startswith(prefix)) for prefix in ("philips_elition", "siemens", "phantom_00", HELD_OUT[0])]
         labels = ("real Elition", "real Prisma", "phantom", "held-out Achieva")
         real = [(label, volumes[k][1 if "Prisma" not in label else 0]) for label, k in zip(labels, shown, strict=True)]
-        figure(real + [(f"sample {i}", s) for i, s in enumerate(samples[:6])], FIGURE)
-        metrics = evaluate(model, train, test, n=args.n, steps=50, seed=recipe.seed)
+        figure(real + [(f"sample {i}", s) for i, s in enumerate(samples[:6])], FIGURE.with_stem(FIGURE.stem + suffix))
+        metrics = evaluate(model, train, test, n=args.n, sampler=args.sampler, steps=steps, seed=recipe.seed)
         metrics.update(
             train_volumes=float(len(train)),
             held_out_volumes=float(len(test)),
@@ -164,7 +167,7 @@ def main() -> None:
             nearest_train_mse_held_out=nearest_mse(test.images, train.images),
         )
         text = json.dumps(metrics, indent=2)
-        (Path(recipe.out_dir) / "eval.json").write_text(text + "\n")
+        (Path(recipe.out_dir) / f"eval{suffix}.json").write_text(text + "\n")
         print(text)
 
 

@@ -96,3 +96,23 @@ def test_recipe_file_accepts_augment(tmp_path):
     assert Recipe.load(path).augment_spec() == AugmentSpec(rotate_deg=5)
     path.write_text("out_dir: x\ndata: {kind: nifti, path: y}\nautoencoder: {}\n")
     assert Recipe.load(path).augment_spec() is None
+
+
+def test_evaluate_with_either_sampler(tmp_path):
+    """``evaluate`` draws its samples with DDIM (default) or DDPM; both give every metric, finite."""
+    from lcid.synth.evaluation import evaluate
+
+    train_cfg = {"steps": 2, "batch_size": 4, "checkpoint_every": 100, "log_every": 1}
+    recipe = Recipe(out_dir=str(tmp_path), data={"kind": "test"}, autoencoder={"spec": TINY_AE, "train": train_cfg},
+                    ldm={"spec": TINY_UNET, "train": train_cfg})
+    data = ImageSet(_boxes(8))
+    train_autoencoder(recipe, data=data)
+    model = load_model(train_ldm(recipe, data=data))
+    train, test = ImageSet(data.images[:4]), ImageSet(data.images[4:])
+    ddim = evaluate(model, train, test, n=2, steps=3)
+    ddpm = evaluate(model, train, test, n=2, steps=3, sampler="ddpm")
+    assert set(ddim) == set(ddpm)
+    assert all(np.isfinite(v) for v in ddpm.values())
+    assert ddim["frechet"] != ddpm["frechet"]
+    with pytest.raises(InputError, match="sampler"):
+        evaluate(model, train, test, n=2, steps=3, sampler="euler")

@@ -47,6 +47,7 @@ def generate_balanced(
     seed: int,
     covariates: torch.Tensor | None = None,
     batch_size: int = 128,
+    sampler: str = "ddim",
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``n`` samples and the raw condition each was asked for.
 
@@ -65,7 +66,7 @@ def generate_balanced(
     for k, i in enumerate(range(0, n, batch_size)):
         cond = None if requested is None else requested[i : i + batch_size]
         m = min(batch_size, n - i)
-        chunks.append(model.sample(m, condition=cond, guidance=guidance, steps=steps, seed=seed + k))
+        chunks.append(model.sample(m, condition=cond, guidance=guidance, sampler=sampler, steps=steps, seed=seed + k))
     return torch.cat(chunks), requested
 
 
@@ -85,8 +86,10 @@ def evaluate(
     guidance: float = 3.0,
     steps: int = 50,
     seed: int = 0,
+    sampler: str = "ddim",
 ) -> dict[str, float]:
-    """All metrics of the module docstring as a flat dictionary."""
+    """All metrics of the module docstring as a flat dictionary (samples drawn with ``sampler``:
+    ``"ddim"`` with ``steps`` steps, or ``"ddpm"`` with ``steps`` of the training schedule)."""
     torch.manual_seed(seed)
     classifier = train_classifier(train.images, train.labels, seed=seed)
     n = min(n, len(test))
@@ -94,7 +97,7 @@ def evaluate(
     covariate_model = spec is not None and spec.conditioning == "covariates"
     if covariate_model and (train.covariates is None or test.covariates is None):
         raise InputError("evaluating a covariate-conditioned model needs real images with covariates (train and test)")
-    samples, requested = generate_balanced(model, n, guidance=guidance, steps=steps, seed=seed, covariates=test.covariates)
+    samples, requested = generate_balanced(model, n, guidance=guidance, steps=steps, seed=seed, covariates=test.covariates, sampler=sampler)
     real = test.images[:n]
     generator = torch.Generator().manual_seed(seed)
     other = train.images[torch.randperm(len(train), generator=generator)[:n]]
