@@ -6,10 +6,17 @@ and slice ``z`` the masked mean signal ``m[v, z]`` is compared with a prediction
 slice is an outlier when the log ratio observed/predicted lies more than
 :data:`OUTLIER_Z` robust standard deviations below zero (eddy's default ``--ol_nstd 4``).
 
-* Shells with at least :data:`MIN_SHELL_VOLUMES` volumes: the prediction for ``m[v, z]``
-  is the median of the same slice over the other volumes of the shell, scaled by the
-  volume's own median ratio over slices (so global intensity changes between volumes do
-  not count). The noise scale of each slice is the MAD of the log ratios over the
+* Shells with at least :data:`MIN_MODEL_VOLUMES` volumes: the slice mean depends on the
+  gradient direction (a slice through a fibre bundle is darker when the gradient runs
+  along the bundle, the more so at high b), so the prediction for ``m[v, z]`` is a robust
+  per-slice fit of ``log m[·, z]`` as a quadratic form of the gradient direction, the
+  apparent diffusion tensor of the slice (the 6-parameter model of Basser et al. 1994;
+  Tukey bisquare weights, so a dropout does not pull its own prediction). eddy's
+  Gaussian process plays this role in ``--repol``.
+* Shells with at least :data:`MIN_SHELL_VOLUMES` volumes (but fewer than that): the
+  prediction is the median of the same slice over the other volumes of the shell.
+* Either way the residuals are taken relative to the volume's own median over slices (so
+  global intensity changes between volumes do not count). The noise scale of each slice is the MAD of the log ratios over the
   volumes of the shell: at b = 2000-3000 s/mm² the slice means are noisier and
   direction-dependent, and the threshold widens with them instead of misfiring as a
   fixed relative threshold does.
@@ -66,6 +73,11 @@ MIN_BRAIN_FRACTION = 0.2
 MIN_SLICE_VOXELS = 20
 #: Shells with at least this many volumes are predicted across volumes (median of >= 3 others).
 MIN_SHELL_VOLUMES = 4
+#: Shells with at least this many volumes are predicted by the per-slice direction model
+#: (twice its 6 parameters).
+MIN_MODEL_VOLUMES = 12
+#: Tukey bisquare constant (robust standard deviations) of the direction-model fit.
+TUKEY_C = 4.685
 #: Floor on the log-ratio noise scale: 1 % signal changes are never significant on their own.
 MIN_LOG_SCALE = 0.01
 
@@ -97,7 +109,7 @@ def detect(scan: DWIScan, context: CheckContext) -> Finding:
     groups = multiband_groups(n_slices, scan.sidecar)
     b0 = set(context.b0_volumes)
     shells = [[v for v in s.volumes if v not in b0] for s in context.shells]
-    log_ratio, z = dropout_scores(means, scored, [v for v in shells if v])
+    log_ratio, z = dropout_scores(means, scored, [v for v in shells if v], bvecs=scan.bvecs)
     flagged = flag_outliers(z, groups)
     loss = 1.0 - np.exp(log_ratio)
     local = 1.0 - np.exp(log_ratio - neighbour_mean(log_ratio))
@@ -175,7 +187,7 @@ def multiband_groups(n_slices: int, sidecar: dict) -> list[list[int]] | None:
 
 
 def dropout_scores(
-    means: np.ndarray, scored: np.ndarray, shell_volumes: Sequence[Sequence[int]]
+    means: np.ndarray, scored: np.ndarray, shell_volumes: Sequence[Sequence[int]], *, bvecs: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Log ratio observed/predicted and its robust z for every (volume, slice).
 
@@ -187,6 +199,8 @@ def dropout_scores(
         Bool ``(Z,)``: slices with enough brain.
     shell_volumes
         Volume indices of each shell (b0 volumes form a shell of their own).
+    bvecs
+        ``(N, 3)`` gradient directions; without them every shell is predicted by medians.
 
     Returns
     -------
@@ -205,9 +219,14 @@ def dropout_scores(
         if len(volumes) < MIN_SHELL_VOLUMES:
             small.extend(volumes)
             continue
-        r = _across_volume_residuals(logs[np.ix_(volumes, np.flatnonzero(scored))])
+        shell_logs = logs[np.ix_(volumes, np.flatnonzero(scored))]
+        if bvecs is not None and len(volumes) >= MIN_MODEL_VOLUMES:
+            r = _direction_model_residuals(shell_logs, bvecs[volumes])
+            dof = np.sqrt(len(volumes) / (len(volumes) - 6))  # fitted residuals are smaller than the noise
+        else:
+            r, dof = _across_volume_residuals(shell_logs), 1.0
         centre = np.median(r, axis=0)
-        scale = np.maximum(1.4826 * np.median(np.abs(r - centre), axis=0), MIN_LOG_SCALE)
+        scale = np.maximum(dof * 1.4826 * np.median(np.abs(r - centre), axis=0), MIN_LOG_SCALE)
         # A slice's scale is never taken below half the shell's typical scale: a MAD over
         # a dozen volumes can be small by chance.
         scale = np.maximum(scale, 0.5 * np.median(scale))
@@ -229,6 +248,31 @@ def _across_volume_residuals(logs: np.ndarray) -> np.ndarray:
     for v in range(n):
         predicted[v] = np.median(np.delete(logs, v, axis=0), axis=0)
     residual = logs - predicted
+    return residual - np.median(residual, axis=1, keepdims=True)
+
+
+def _direction_model_residuals(logs: np.ndarray, bvecs: np.ndarray) -> np.ndarray:
+    """``(V, S)`` log means of one shell -> residuals against a robust per-slice fit of
+    ``log m = gᵀ A g`` (``A`` symmetric, 6 parameters; ``g`` the unit gradient of each
+    volume), after removing each volume's median offset over slices.
+
+    Iteratively reweighted least squares with Tukey bisquare weights (scale: MAD of the
+    current residuals of the slice), 10 iterations from ordinary least squares.
+    """
+    g = bvecs / np.maximum(np.linalg.norm(bvecs, axis=1, keepdims=True), 1e-9)
+    design = np.column_stack([g[:, 0] ** 2, g[:, 1] ** 2, g[:, 2] ** 2, 2 * g[:, 0] * g[:, 1], 2 * g[:, 0] * g[:, 2], 2 * g[:, 1] * g[:, 2]])
+    weights = np.ones_like(logs)
+    residual = logs
+    for _ in range(10):
+        fitted = np.empty_like(logs)
+        for s in range(logs.shape[1]):
+            w = np.sqrt(weights[:, s])
+            beta, *_ = np.linalg.lstsq(design * w[:, None], logs[:, s] * w, rcond=None)
+            fitted[:, s] = design @ beta
+        residual = logs - fitted
+        scale = np.maximum(1.4826 * np.median(np.abs(residual), axis=0), MIN_LOG_SCALE / 10)
+        u = residual / (TUKEY_C * scale)
+        weights = np.where(np.abs(u) < 1, (1 - u**2) ** 2, 0.0)
     return residual - np.median(residual, axis=1, keepdims=True)
 
 
