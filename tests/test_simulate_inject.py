@@ -151,3 +151,21 @@ def test_real_series_all_core_problems(tmp_path):
     save_dwi(out, folder)
     reread = load_dwi(folder / "dwi.nii.gz")
     assert reread.shape == out.shape and np.allclose(reread.affine, out.affine)
+
+
+def test_simulator_fingerprint_follows_the_code(tmp_path, monkeypatch):
+    """The cache key of simulated scans changes when any simulator file changes."""
+    from lcid.simulate import fingerprint
+
+    first = fingerprint.simulator_fingerprint()
+    assert len(first) == 16 and first == fingerprint.simulator_fingerprint()
+    package = tmp_path / "simulate"
+    package.mkdir()
+    (package / "a.py").write_text("x = 1\n")
+    monkeypatch.setattr(fingerprint, "__file__", str(package / "fingerprint.py"))
+    fingerprint.simulator_fingerprint.cache_clear()
+    before = fingerprint.simulator_fingerprint()
+    (package / "a.py").write_text("x = 2\n")
+    fingerprint.simulator_fingerprint.cache_clear()
+    assert fingerprint.simulator_fingerprint() != before
+    fingerprint.simulator_fingerprint.cache_clear()

@@ -176,8 +176,12 @@ def simulate_scan(
 def cached_simulation(
     scan: DWIScan, source: str, problems: Sequence[tuple[str, str]], *, seed: int, cache: Path | None
 ) -> tuple[DWIScan, dict, dict[str, Any]]:
-    """:func:`simulate_scan` through a cache of float16 ``.npz`` files keyed by the recipe."""
-    key = hashlib.sha1(json.dumps([source, list(map(list, problems)), seed, scan.shape]).encode()).hexdigest()[:16]
+    """:func:`simulate_scan` through a cache of float16 ``.npz`` files keyed by the recipe and
+    the simulator's code (:func:`lcid.simulate.fingerprint.simulator_fingerprint`)."""
+    from lcid.simulate.fingerprint import simulator_fingerprint
+
+    recipe = [source, list(map(list, problems)), seed, scan.shape, simulator_fingerprint()]
+    key = hashlib.sha1(json.dumps(recipe).encode()).hexdigest()[:16]
     path = cache / f"{key}.npz" if cache is not None else None
     if path is not None and path.is_file():
         with np.load(path, allow_pickle=False) as z:
