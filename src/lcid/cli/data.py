@@ -87,12 +87,16 @@ def train_vlm_command(
     config: Path = typer.Option(Path("configs/vlm/dwi.yaml"), help="Training recipe (YAML)."),
     data_dir: Path = typer.Option(Path("runs/dwi-vlm-data"), "--data", help="Data set from lcid data build-vlm."),
     out: Path = typer.Option(Path("runs/dwi"), help="Run folder: checkpoints, log, and model/."),
+    threads: int = typer.Option(2, help="CPU threads for torch."),
 ) -> None:
     """Train the DWI vision-language model on the train split (held-out scanners left out)."""
+    import torch
+
     from lcid.cli import fail
     from lcid.vlm.dwi.training import train_dwi
     from lcid.vlm.training import VQATrainSettings
 
+    torch.set_num_threads(max(1, threads))
     try:
         settings = VQATrainSettings.from_yaml(config)
         command = "lcid " + " ".join(shlex.quote(a) for a in sys.argv[1:])

@@ -90,11 +90,15 @@ def train_vqa_command(
     data: str = typer.Option("vqa-rad", "--data", help="Data format: vqa-rad, slake or vqa-med."),
     config: Path = typer.Option(Path("configs/vlm/vqa_rad.yaml"), help="Training recipe (YAML)."),
     out: Path = typer.Option(Path("runs/vqa"), help="Run folder: checkpoints, log, and model/."),
+    threads: int = typer.Option(2, help="CPU threads for torch."),
 ) -> None:
     """Train the vision-language model on the train split of a VQA data set."""
+    import torch
+
     from lcid.cli import fail
     from lcid.vlm.training import VQATrainSettings, train_vqa
 
+    torch.set_num_threads(max(1, threads))
     try:
         settings = VQATrainSettings.from_yaml(config)
         command = " ".join(shlex.quote(str(a)) for a in
