@@ -96,7 +96,8 @@ def eval_synth_command(
     data: Path = typer.Option(..., "--data", help="Real data: the PneumoniaMNIST folder, or a folder of NIfTI volumes."),
     n: int = typer.Option(400, "--n", help="Samples to generate (and real images to compare)."),
     guidance: float = typer.Option(3.0, help="Classifier-free guidance scale."),
-    steps: int = typer.Option(50, help="DDIM steps."),
+    steps: int = typer.Option(50, help="Sampling steps (DDIM), or steps of the training schedule (DDPM)."),
+    sampler: str = typer.Option("ddim", help="Sampler: ddim or ddpm."),
     seed: int = typer.Option(0, help="Random seed."),
     json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
     threads: int = typer.Option(2, help="CPU threads for torch."),
@@ -110,6 +111,8 @@ def eval_synth_command(
     from lcid.synth.model import load_model
 
     torch.set_num_threads(max(1, threads))
+    if sampler not in ("ddim", "ddpm"):
+        fail(f"unknown sampler {sampler!r}: choose ddim or ddpm")
     try:
         synth = load_model(model)
         d = synth.meta.get("data", {})
@@ -121,7 +124,7 @@ def eval_synth_command(
             from lcid.synth.data import split_in_two
 
             train, test = split_in_two(load_dataset(kind, data, **opts), seed=seed)
-        metrics = evaluate(synth, train, test, n=n, guidance=guidance, steps=steps, seed=seed)
+        metrics = evaluate(synth, train, test, n=n, guidance=guidance, steps=steps, seed=seed, sampler=sampler)
     except InputError as exc:
         fail(str(exc))
     if json_out:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy import linalg
 
@@ -22,7 +24,9 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     mu = a.mean(0) - b.mean(0)
     sa = np.atleast_2d(np.cov(a, rowvar=False))
     sb = np.atleast_2d(np.cov(b, rowvar=False))
-    covmean, _ = linalg.sqrtm(sa @ sb, disp=False)
+    with warnings.catch_warnings():  # near-singular products are expected with few samples
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(sa @ sb)
     if not np.isfinite(covmean).all():
         eps = 1e-6 * np.eye(sa.shape[0])
         covmean = linalg.sqrtm((sa + eps) @ (sb + eps))

@@ -7,6 +7,8 @@ Saved and loaded with Hugging Face conventions (``save_pretrained(dir)`` writes
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 from typing import Any
 
@@ -169,4 +171,7 @@ def load_model(name_or_dir: str | Path) -> SynthModel:
         path = builtin
     if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
         raise InputError(f"{path} is not a saved lcid model (needs config.json and model.safetensors)")
-    return SynthModel.from_pretrained(str(path))
+    # huggingface_hub prints "Loading weights from local directory" to stdout on every local
+    # load, which would corrupt the JSON that ``lcid eval synth --json`` prints there.
+    with contextlib.redirect_stdout(io.StringIO()):
+        return SynthModel.from_pretrained(str(path))
