@@ -139,3 +139,18 @@ def test_covariate_model_evaluation(tmp_path):
     assert metrics["covariate_r_real_radius"] > 0.5
     with pytest.raises(InputError, match="covariates"):
         evaluate(model, ImageSet(train.images), ImageSet(test.images), n=16, steps=2)
+
+
+def test_stage_learning_rate_schedule(tmp_path):
+    """``schedule``/``warmup_steps`` of a stage reach the optimizer; a bad one is refused."""
+    from lcid.errors import InputError
+
+    recipe = _recipe(tmp_path, 2, steps=3)
+    recipe.autoencoder.update(schedule="cosine", warmup_steps=1)
+    assert recipe.lr_schedule("autoencoder") == {"schedule": "cosine", "warmup_steps": 1}
+    assert recipe.lr_schedule("ldm") == {"schedule": "constant", "warmup_steps": 0}
+    train_autoencoder(recipe, data=_blobs(8, 2))
+    assert (tmp_path / "autoencoder" / "model" / "model.safetensors").is_file()
+    recipe.ldm.update(schedule="linear")
+    with pytest.raises(InputError, match="schedule must be"):
+        train_ldm(recipe, data=_blobs(8, 2))

@@ -98,3 +98,30 @@ def test_config_rejects_bad_values(tmp_path):
         TrainConfig(out_dir=str(tmp_path), steps=0)
     with pytest.raises(InputError):
         TrainConfig.from_dict({"out_dir": "x", "steps": 1, "colour": 2})
+
+
+def test_cosine_schedule_resumes_on_the_same_curve(tmp_path):
+    from lcid.train.schedule import lr_factor, scheduled_adamw
+
+    def run(out, stop_at=None):
+        model = _model()
+        config = _config(out, steps=10, checkpoint_every=5)
+        optimizer, lr_schedule = scheduled_adamw(model, config, schedule="cosine", warmup_steps=3)
+        fit(model, _loss_fn(stop_at), _data(), config, optimizer=optimizer, extra_state={"lr_schedule": lr_schedule})
+        return model, optimizer
+
+    straight, optimizer = run(tmp_path / "a")
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-2 * lr_factor(10, warmup=3, total=10, schedule="cosine"))
+    with pytest.raises(_Interrupt):
+        run(tmp_path / "b", stop_at=7)
+    resumed, optimizer = run(tmp_path / "b")
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-2 * 0.05)
+    for a, b in zip(straight.parameters(), resumed.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_unknown_schedule_is_refused(tmp_path):
+    from lcid.train.schedule import scheduled_adamw
+
+    with pytest.raises(InputError, match="schedule must be cosine or constant"):
+        scheduled_adamw(_model(), _config(tmp_path), schedule="step")

@@ -111,7 +111,7 @@ def test_hf_backbones_from_tiny_offline_configs(tokenizer, tmp_path, monkeypatch
 def test_prompt_polar_and_schedule():
     from lcid.vlm.predict import is_polar_question
     from lcid.vlm.prompt import build_prompt
-    from lcid.vlm.training import lr_factor
+    from lcid.train.schedule import lr_factor
 
     assert is_polar_question("Is there a pneumothorax?") and is_polar_question("does the liver look normal")
     assert not is_polar_question("Is this a CT or an MRI?") and not is_polar_question("Where is the mass?")

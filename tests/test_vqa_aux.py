@@ -28,7 +28,8 @@ from lcid.vlm.data import VLMDataset, VLMExample
 from lcid.vlm.model import FlamingoVLM
 from lcid.vlm.objective import aux_loss, vlm_loss
 from lcid.vlm.tokenizer import VLMTokenizer
-from lcid.vlm.training import holdout_split, lr_factor
+from lcid.train.schedule import lr_factor
+from lcid.vlm.training import holdout_split
 
 
 def _sample(image: str, question: str, answer: str, qtype: str, organ: str = "HEAD", i: int = 0) -> VQASample:

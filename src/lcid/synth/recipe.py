@@ -20,13 +20,15 @@ class Recipe:
         seed: 0
         data: {kind: pneumoniamnist, path: /data/pneumoniamnist, size: 32}
         autoencoder: {spec: {...}, kl_weight: 1e-6, background_weight: 0.1,
-                      adversarial_weight: 0.0, ssim_weight: 0.0, train: {steps: 1500, batch_size: 64}}
+                      adversarial_weight: 0.0, ssim_weight: 0.0, train: {steps: 1500, batch_size: 64},
+                      schedule: constant, warmup_steps: 0}
         ldm: {spec: {...}, augment_copies: 0, train: {steps: 3000, batch_size: 64}}
         augment: {rotate_deg: 8, scale: 0.08, flip_lr: 0.5, gamma: [0.8, 1.25]}  # optional
 
     ``augment`` (see :class:`lcid.synth.augment.AugmentSpec`) switches on random augmentation of
     stage-1 training images; ``ldm.augment_copies`` adds that many augmented copies of each image
-    to the stage-2 latents.
+    to the stage-2 latents. ``schedule`` (``constant`` or ``cosine``) and ``warmup_steps`` of a
+    stage set its learning-rate schedule (:mod:`lcid.train.schedule`).
     """
 
     out_dir: str
@@ -67,6 +69,11 @@ class Recipe:
         section = getattr(self, stage)
         values = {"seed": self.seed, **dict(section.get("train", {}))}
         return TrainConfig.from_dict({"out_dir": str(self.stage_dir(stage) / "run"), **values})
+
+    def lr_schedule(self, stage: str) -> dict[str, Any]:
+        """``schedule`` and ``warmup_steps`` of ``stage`` (default: constant, no warm-up)."""
+        section = getattr(self, stage)
+        return {"schedule": str(section.get("schedule", "constant")), "warmup_steps": int(section.get("warmup_steps", 0))}
 
     def stage_dir(self, stage: str) -> Path:
         return Path(self.out_dir) / stage

@@ -25,6 +25,7 @@ from lcid.synth.model import SynthModel, load_model
 from lcid.synth.recipe import Recipe
 from lcid.synth.spec import DiffusionSpec, spec_from_dict, spec_to_dict
 from lcid.train import fit
+from lcid.train.schedule import scheduled_adamw
 
 
 class Stage1(torch.nn.Module):
@@ -101,7 +102,10 @@ def train_autoencoder(recipe: Recipe, *, data: ImageSet | None = None, held_out:
     )
     augment = recipe.augment_spec()
     transform = None if augment is None else augmentation(augment, spatial_dims=data.images.ndim - 2, seed=recipe.seed)
-    metrics = fit(stage1, loss_fn, _ImagesOnly(data, transform), recipe.train_config("autoencoder"))
+    config = recipe.train_config("autoencoder")
+    optimizer, lr_schedule = scheduled_adamw(stage1, config, **recipe.lr_schedule("autoencoder"))
+    metrics = fit(stage1, loss_fn, _ImagesOnly(data, transform), config, optimizer=optimizer,
+                  extra_state={"lr_schedule": lr_schedule})
     held_out = held_out if held_out is not None else _held_out(recipe)
     if held_out is not None:
         metrics.update(evaluate_reconstruction(model, held_out.images))
@@ -220,7 +224,10 @@ def train_ldm(recipe: Recipe, *, data: ImageSet | None = None) -> Path:
         tensors.append(data.covariates.float())
     scheduler = build_scheduler(spec, sampler="ddpm")
     assert model.unet is not None
-    metrics = fit(model.unet, ldm_loss_fn(spec, scheduler, scale), TensorDataset(*tensors), recipe.train_config("ldm"))
+    config = recipe.train_config("ldm")
+    optimizer, lr_schedule = scheduled_adamw(model.unet, config, **recipe.lr_schedule("ldm"))
+    metrics = fit(model.unet, ldm_loss_fn(spec, scheduler, scale), TensorDataset(*tensors), config,
+                  optimizer=optimizer, extra_state={"lr_schedule": lr_schedule})
     metrics["scale_factor"] = scale
     model.meta["ldm_metrics"] = {k: float(v) for k, v in metrics.items()}
     model.cpu().save(recipe.model_dir)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import platform
 import shutil
 import time
@@ -21,6 +20,7 @@ from lcid.io.atomic import atomic_dir
 from lcid.io.vqa import VQAFormat, VQASample, read_vqa_split
 from lcid.train.config import TrainConfig
 from lcid.train.loop import fit
+from lcid.train.schedule import scheduled_adamw
 from lcid.vlm.augment import AugmentSettings
 from lcid.vlm.aux_targets import aux_target_table, image_attributes
 from lcid.vlm.config import VLMConfig
@@ -238,33 +238,11 @@ def fit_and_save(
     return record
 
 
-def lr_factor(step: int, *, warmup: int, total: int, schedule: str) -> float:
-    """Multiplier of the base learning rate after ``step`` optimizer steps.
-
-    >>> lr_factor(0, warmup=10, total=100, schedule="cosine"), lr_factor(100, warmup=10, total=100, schedule="cosine")
-    (0.1, 0.05)
-    """
-    if schedule == "constant":
-        return 1.0
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
 def _optimizer(
     model: torch.nn.Module, config: TrainConfig, settings: VQATrainSettings
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """AdamW and its learning-rate schedule, stepped by a hook after every optimizer step
-    (the shared loop steps only the optimizer; the schedule is checkpointed as extra state)."""
-    if settings.schedule not in ("cosine", "constant"):
-        raise InputError(f"schedule must be cosine or constant, not {settings.schedule!r}")
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    factor = partial(lr_factor, warmup=settings.warmup_steps, total=config.steps, schedule=settings.schedule)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-    optimizer.register_step_post_hook(lambda *_: schedule.step())
-    return optimizer, schedule
+    """AdamW and the recipe's learning-rate schedule (:mod:`lcid.train.schedule`)."""
+    return scheduled_adamw(model, config, schedule=settings.schedule, warmup_steps=settings.warmup_steps)
 
 
 def _augment_settings(values: dict[str, float]) -> AugmentSettings:
