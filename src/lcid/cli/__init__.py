@@ -36,6 +36,13 @@ def fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
+def use_threads(threads: int) -> None:
+    """Let torch use ``threads`` CPU threads (at least one); torch is imported only here, on demand."""
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+
+
 def command_group(parent: typer.Typer, name: str, help_text: str) -> typer.Typer:
     """The sub-command group ``name`` (``train``, ``eval``, ...) of ``parent``, made on first use.
 

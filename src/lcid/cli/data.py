@@ -90,13 +90,11 @@ def train_vlm_command(
     threads: int = typer.Option(2, help="CPU threads for torch."),
 ) -> None:
     """Train the DWI vision-language model on the train split (held-out scanners left out)."""
-    import torch
-
-    from lcid.cli import fail
+    from lcid.cli import fail, use_threads
     from lcid.vlm.dwi.training import train_dwi
     from lcid.vlm.training import VQATrainSettings
 
-    torch.set_num_threads(max(1, threads))
+    use_threads(threads)
     try:
         settings = VQATrainSettings.from_yaml(config)
         command = "lcid " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -117,9 +115,7 @@ def eval_vlm_command(
     record: bool = typer.Option(False, "--record", help="Save evaluation.json in the model folder."),
 ) -> None:
     """Per-problem precision/recall/F1 (head and text), BLEU, embedding cosine, acquisition-text effect, latency."""
-    import torch
-
-    from lcid.cli import fail
+    from lcid.cli import fail, use_threads
     from lcid.io.atomic import atomic_write_text
     from lcid.vlm.dwi.build import read_manifest
     from lcid.vlm.dwi.card import write_dwi_card
@@ -127,7 +123,7 @@ def eval_vlm_command(
     from lcid.vlm.inference import load_model, resolve_model
 
     try:
-        torch.set_num_threads(threads)
+        use_threads(threads)
         vlm = load_model(model)
         if vlm.cfg.head != "multilabel":
             raise InputError(f"model {model} has no multi-label problem head (is it a DWI model?)")

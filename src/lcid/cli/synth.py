@@ -36,13 +36,11 @@ def train_ldm_command(
 
 
 def _train(stage: str, config: Path, threads: int) -> None:
-    import torch
-
-    from lcid.cli import fail
+    from lcid.cli import fail, use_threads
     from lcid.synth.recipe import Recipe
     from lcid.synth.training import train_autoencoder, train_ldm
 
-    torch.set_num_threads(max(1, threads))
+    use_threads(threads)
     try:
         recipe = Recipe.load(config)
         target = train_autoencoder(recipe) if stage == "autoencoder" else train_ldm(recipe)
@@ -63,15 +61,13 @@ def generate_command(
     threads: int = typer.Option(2, help="CPU threads for torch."),
 ) -> None:
     """Generate images: PNG (2D) or NIfTI (3D) files plus contact_sheet.png and generate.json."""
-    import torch
-
-    from lcid.cli import fail
+    from lcid.cli import fail, use_threads
     from lcid.io.atomic import atomic_dir
     from lcid.synth.conditioning import parse_condition
     from lcid.synth.export import contact_sheet, write_samples
     from lcid.synth.model import load_model
 
-    torch.set_num_threads(max(1, threads))
+    use_threads(threads)
     if n < 1:
         fail("--n must be at least 1")
     try:
@@ -103,14 +99,12 @@ def eval_synth_command(
     threads: int = typer.Option(2, help="CPU threads for torch."),
 ) -> None:
     """Score samples against real images (Fréchet distance on a small real-data classifier, NOT Inception FID)."""
-    import torch
-
-    from lcid.cli import fail
+    from lcid.cli import fail, use_threads
     from lcid.synth.data import load_dataset
     from lcid.synth.evaluation import evaluate
     from lcid.synth.model import load_model
 
-    torch.set_num_threads(max(1, threads))
+    use_threads(threads)
     if sampler not in ("ddim", "ddpm"):
         fail(f"unknown sampler {sampler!r}: choose ddim or ddpm")
     try:

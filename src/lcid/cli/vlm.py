@@ -93,12 +93,10 @@ def train_vqa_command(
     threads: int = typer.Option(2, help="CPU threads for torch."),
 ) -> None:
     """Train the vision-language model on the train split of a VQA data set."""
-    import torch
-
-    from lcid.cli import fail
+    from lcid.cli import fail, use_threads
     from lcid.vlm.training import VQATrainSettings, train_vqa
 
-    torch.set_num_threads(max(1, threads))
+    use_threads(threads)
     try:
         settings = VQATrainSettings.from_yaml(config)
         command = " ".join(shlex.quote(str(a)) for a in

@@ -10,10 +10,13 @@ No flips: left/right carries meaning in radiology answers and findings.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
+
+from lcid.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,14 @@ class AugmentSettings:
     max_shift: float = 0.06
     max_contrast: float = 0.1
     max_brightness: float = 0.0
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, float]) -> AugmentSettings:
+        """A recipe's ``augment`` mapping; unknown keys are an :class:`~lcid.errors.InputError`."""
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise InputError(f"unknown augment settings: {', '.join(unknown)}")
+        return cls(**{k: float(v) for k, v in values.items()})
 
 
 @dataclass(frozen=True)

@@ -146,7 +146,7 @@ def train_vqa(
     dataset = VLMDataset(
         examples, images, tokenizer, image_size=cfg.image_size, max_length=cfg.max_length,
         head_labels=cfg.head_labels, head="multiclass",
-        augment=_augment_settings(settings.augment) if settings.augment else True,
+        augment=AugmentSettings.from_dict(settings.augment) if settings.augment else True,
         image_targets=image_targets,
     )
     data_record = {"dir": str(data_dir), "format": data_format, "split": "train", "questions": len(samples),
@@ -191,7 +191,7 @@ def fit_and_save(
     model: FlamingoVLM,
     tokenizer: VLMTokenizer,
     dataset: VLMDataset,
-    settings,
+    settings: VQATrainSettings,
     out_dir: Path,
     *,
     command: str,
@@ -207,11 +207,12 @@ def fit_and_save(
     train_config = TrainConfig.from_dict({**settings.train, "out_dir": str(out_dir)})
     began = time.perf_counter()
     loss_fn = partial(vlm_loss, lm_weight=settings.lm_weight, head_weight=settings.head_weight,
-                      aux_weight=getattr(settings, "aux_weight", 0.0) if getattr(settings, "aux_targets", ()) else 0.0,
-                      label_smoothing=getattr(settings, "label_smoothing", 0.0))
-    optimizer, schedule = _optimizer(model, train_config, settings)
+                      aux_weight=settings.aux_weight if settings.aux_targets else 0.0,
+                      label_smoothing=settings.label_smoothing)
+    optimizer, schedule = scheduled_adamw(model, train_config, schedule=settings.schedule,
+                                          warmup_steps=settings.warmup_steps)
     extra_state: dict[str, Any] = {"lr_schedule": schedule}
-    ema = _ema(model, optimizer, decay=getattr(settings, "ema_decay", 0.0))
+    ema = _ema(model, optimizer, decay=settings.ema_decay)
     if ema is not None:
         extra_state["ema"] = ema
     result = fit(model, loss_fn, dataset, train_config, optimizer=optimizer, collate_fn=dataset.collate,
@@ -236,21 +237,6 @@ def fit_and_save(
         (tmp / "training.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
         write_card(tmp)
     return record
-
-
-def _optimizer(
-    model: torch.nn.Module, config: TrainConfig, settings: VQATrainSettings
-) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """AdamW and the recipe's learning-rate schedule (:mod:`lcid.train.schedule`)."""
-    return scheduled_adamw(model, config, schedule=settings.schedule, warmup_steps=settings.warmup_steps)
-
-
-def _augment_settings(values: dict[str, float]) -> AugmentSettings:
-    """The recipe's ``augment`` mapping as :class:`AugmentSettings`; unknown keys are an :class:`InputError`."""
-    unknown = sorted(set(values) - set(AugmentSettings.__dataclass_fields__))
-    if unknown:
-        raise InputError(f"unknown augment settings: {', '.join(unknown)}")
-    return AugmentSettings(**{k: float(v) for k, v in values.items()})
 
 
 def _ema(

@@ -88,7 +88,7 @@ def train_dwi(
     dataset: VLMDataset | ScannerAugmented = VLMDataset(
         examples, images, tokenizer, image_size=cfg.image_size, max_length=cfg.max_length,
         head_labels=cfg.head_labels, head="multilabel",
-        augment=AugmentSettings(**settings.augment) if settings.augment else True,
+        augment=AugmentSettings.from_dict(settings.augment) if settings.augment else True,
     )
     if settings.scanner_augment:
         dataset = ScannerAugmented(dataset, ScannerAugment.from_dict(settings.scanner_augment))
