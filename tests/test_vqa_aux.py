@@ -10,6 +10,7 @@ import torch
 
 from lcid.errors import InputError
 from lcid.io.vqa import VQASample
+from lcid.train.schedule import lr_factor
 from lcid.vlm.augment import (
     AugmentParams,
     AugmentSettings,
@@ -28,7 +29,6 @@ from lcid.vlm.data import VLMDataset, VLMExample
 from lcid.vlm.model import FlamingoVLM
 from lcid.vlm.objective import aux_loss, vlm_loss
 from lcid.vlm.tokenizer import VLMTokenizer
-from lcid.train.schedule import lr_factor
 from lcid.vlm.training import holdout_split
 
 
@@ -211,3 +211,4 @@ def test_train_vqa_with_aux_ema_and_holdout(tmp_path):
     assert model.cfg.head_hidden == 16 and set(model.cfg.aux_labels) == {"modality"}
     validation = json.loads((tmp_path / "run" / "model" / VALIDATION_FILE).read_text())
     assert validation["n"] == 2 and 0.0 <= validation["overall_accuracy"] <= 1.0
+    assert validation["answer_overlap"]["n"] == 2 and 0.0 <= validation["answer_overlap"]["overall"] <= 1.0

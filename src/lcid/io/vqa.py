@@ -58,6 +58,9 @@ class VQASample:
         Category of the question (VQA-RAD: ``PRES``, ``POS``, ``ABN`` …), ``""`` if unknown.
     organ
         Body region (VQA-RAD: ``HEAD``, ``CHEST``, ``ABD``), ``""`` if unknown.
+    phrase_type
+        How the question was written (VQA-RAD: ``freeform``, ``para`` for a paraphrase of a
+        free-form question, ``frame`` for a templated one), ``""`` if unknown.
     """
 
     qid: str
@@ -67,6 +70,7 @@ class VQASample:
     answer_type: AnswerType
     question_type: str = ""
     organ: str = ""
+    phrase_type: str = ""
 
 
 def normalize_answer(text: object) -> str:
@@ -147,6 +151,7 @@ def _read_json_samples(
                 answer_type=_answer_type(item.get("answer_type"), answer),
                 question_type=str(item.get(type_key, "")).strip(),
                 organ=str(item.get(organ_key, "")).strip(),
+                phrase_type=str(item.get("phrase_type", "")).strip().lower(),
             )
         )
     return samples

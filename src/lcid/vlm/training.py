@@ -6,7 +6,6 @@ import json
 import platform
 import shutil
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -17,7 +16,8 @@ import yaml
 
 from lcid.errors import InputError
 from lcid.io.atomic import atomic_dir
-from lcid.io.vqa import VQAFormat, VQASample, read_vqa_split
+from lcid.io.vqa import VQAFormat, read_vqa_split
+from lcid.io.vqa_holdout import answer_overlap, holdout_split
 from lcid.train.config import TrainConfig
 from lcid.train.loop import fit
 from lcid.train.schedule import scheduled_adamw
@@ -69,6 +69,13 @@ class VQATrainSettings:
         When above 0, this fraction of the training questions (drawn with ``holdout_seed``)
         is held out of training and scored at the end (``validation.json`` in the model
         folder): for choosing recipes without touching the test split.
+    holdout_groups, holdout_phrase_types
+        Hold out whole groups of questions (same image, normalised answer and question
+        type) rather than single questions, and only questions of these phrase types
+        (VQA-RAD: ``[freeform, para]``, the phrase types of its test split); see
+        :func:`lcid.io.vqa_holdout.holdout_split`. ``validation.json`` records how many
+        held-out questions still have a training question about the same image with the
+        same answer (``answer_overlap``).
     """
 
     model: dict[str, Any] = field(default_factory=dict)
@@ -87,6 +94,8 @@ class VQATrainSettings:
     ema_decay: float = 0.0
     holdout_fraction: float = 0.0
     holdout_seed: int = 0
+    holdout_groups: bool = False
+    holdout_phrase_types: list[str] = field(default_factory=list)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> VQATrainSettings:
@@ -123,7 +132,8 @@ def train_vqa(
     """
     out_dir = Path(out_dir)
     samples = read_vqa_split(data_dir, split="train", data_format=data_format)
-    samples, held_out = holdout_split(samples, fraction=settings.holdout_fraction, seed=settings.holdout_seed)
+    samples, held_out = holdout_split(samples, fraction=settings.holdout_fraction, seed=settings.holdout_seed,
+                                      groups=settings.holdout_groups, phrase_types=settings.holdout_phrase_types)
     labels = answer_vocabulary(samples, min_count=settings.min_answer_count)
     examples, images = vqa_examples(samples)
     aux_labels: dict[str, tuple[str, ...]] = {}
@@ -160,6 +170,7 @@ def train_vqa(
 
         trained = FlamingoVLM.from_pretrained(out_dir / "model")
         scores = evaluate(trained, held_out, train_samples=samples, embeddings=False)
+        scores["answer_overlap"] = answer_overlap(held_out, samples)
         (out_dir / "model" / VALIDATION_FILE).write_text(json.dumps(scores, indent=2) + "\n")
         record["validation"] = scores
     return record
@@ -167,24 +178,6 @@ def train_vqa(
 
 #: Scores on the held-out training questions, saved in the model folder.
 VALIDATION_FILE = "validation.json"
-
-
-def holdout_split(
-    samples: Sequence[VQASample], *, fraction: float, seed: int
-) -> tuple[list[VQASample], list[VQASample]]:
-    """Split training questions into (kept, held out): ``fraction`` drawn at random with ``seed``.
-
-    Questions, not images, are held out, as in the VQA-RAD test split (whose images also
-    occur in training).
-    """
-    if not 0.0 <= fraction < 1.0:
-        raise InputError(f"holdout_fraction must be in [0, 1), not {fraction}")
-    n_out = round(fraction * len(samples))
-    if n_out == 0:
-        return list(samples), []
-    order = torch.randperm(len(samples), generator=torch.Generator().manual_seed(seed)).tolist()
-    out = set(order[:n_out])
-    return [s for i, s in enumerate(samples) if i not in out], [s for i, s in enumerate(samples) if i in out]
 
 
 def fit_and_save(
