@@ -39,6 +39,10 @@ def test_ask_a_png_with_the_default_model(real_slice):
     assert len(out["answer"].split()) >= 3
     assert {p["problem"] for p in out["problems"]} == set(PROBLEM_IDS)
     assert all(0.0 <= p["probability"] <= 1.0 for p in out["problems"])
+    # each problem's decision threshold (saved with the model, 0.5 where none was chosen) decides it
+    assert all(0.0 < p["threshold"] < 1.0 for p in out["problems"])
+    assert out["detected"] == [p["problem"] for p in out["problems"] if p["probability"] >= p["threshold"]]
+    assert all(p["detected"] == (p["problem"] in out["detected"]) for p in out["problems"])
 
 
 def test_bval_bvec_become_the_acquisition_text(real_slice):

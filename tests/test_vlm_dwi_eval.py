@@ -22,6 +22,7 @@ TINY = {
     "vocab_size": 300,
     "augment": {"max_scale": 0.1},  # the shipped recipe's picture changes, exercised on a tiny run
     "scanner_augment": {"gamma": [0.8, 1.25], "max_noise": 0.005},
+    "holdout_fraction": 0.4,  # scans kept out of fitting, for the decision thresholds
 }
 
 
@@ -55,7 +56,11 @@ def test_training_records_the_recipe_and_data(trained):
     assert record["command"].startswith("lcid ")
     assert record["data"]["build"]["seed"] == 3 and record["seed"] == 0
     assert record["settings"]["scanner_augment"] == TINY["scanner_augment"]
-    assert record["data"]["questions"] == len(read_manifest(data, split="train"))
+    held = record["data"]["validation_ids"]
+    assert held and record["data"]["questions"] + len(held) == len(read_manifest(data, split="train"))
+    thresholds = json.loads((model_dir / "thresholds.json").read_text())
+    assert thresholds["record"]["questions"] == len(held) and "kept out of fitting" in thresholds["record"]["source"]
+    assert load_model(model_dir).thresholds == thresholds["thresholds"]
     cfg = load_model(model_dir).cfg
     assert cfg.head == "multilabel" and cfg.answer_tokens == 6
     card = (model_dir / "README.md").read_text()
@@ -84,6 +89,26 @@ def test_eval_command_json(trained):
     assert result.exit_code == 0, result.output
     scores = json.loads(result.output[result.output.index("{"):])
     assert scores["n"] == 6 and "acquisition_effect" in scores
+    assert set(scores["head_calibrated"]["image_visible"]) == set(scores["head"]["image_visible"])
+    assert scores["thresholds"] == {p: load_model(model_dir).threshold(p) for p in scores["thresholds"]}
+    table = CliRunner().invoke(app, ["eval", "vlm", "--model", str(model_dir), "--data", str(data),
+                                     "--no-embeddings", "--limit", "4", "--threads", "1"])
+    assert table.exit_code == 0 and "model's thresholds" in table.output
+
+
+def test_calibrate_command_uses_the_scans_kept_out(trained, tmp_path):
+    import shutil
+
+    data, model_dir = trained
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    (copy / "thresholds.json").unlink()
+    result = CliRunner().invoke(app, ["model", "calibrate", str(copy), "--data", str(data)])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((copy / "thresholds.json").read_text())
+    assert saved == json.loads((model_dir / "thresholds.json").read_text())
+    refused = CliRunner().invoke(app, ["model", "calibrate", str(copy), "--data", str(data), "--split", "test"])
+    assert refused.exit_code == 2 and "test split" in refused.output
 
 
 def test_eval_command_refuses_a_vqa_model(tmp_path):

@@ -114,7 +114,7 @@ def eval_vlm_command(
     threads: int = typer.Option(2, help="CPU threads (latency is reported for this many)."),
     record: bool = typer.Option(False, "--record", help="Save evaluation.json in the model folder."),
 ) -> None:
-    """Per-problem precision/recall/F1 (head and text), BLEU, embedding cosine, acquisition-text effect, latency."""
+    """Per-problem precision/recall/F1 (head at 0.5 and at the model's thresholds, text), BLEU, embedding cosine, acquisition-text effect, latency."""
     from lcid.cli import fail, use_threads
     from lcid.io.atomic import atomic_write_text
     from lcid.vlm.dwi.build import read_manifest
@@ -151,6 +151,14 @@ def eval_vlm_command(
             typer.echo(f"{p:16}{h['precision']:8.2f}{h['recall']:6.2f}{h['f1']:6.2f}"
                        f"{t['precision']:8.2f}{t['recall']:6.2f}{t['f1']:6.2f}{h['support']:6d}")
         typer.echo(f"{'macro F1 ' + group:30}{head['macro_f1']:6.2f}{'':14}{text['macro_f1']:6.2f}")
+    typer.echo("head at the model's thresholds (chosen on validation data; 0.5 where none saved):")
+    typer.echo(f"{'problem':16}{'thresh':>8}{'P':>6}{'R':>6}{'F1':>6}")
+    for group in ("image_visible", "text_visible"):
+        calibrated = result["head_calibrated"][group]
+        for p, h in calibrated.items():
+            if p != "macro_f1":
+                typer.echo(f"{p:16}{result['thresholds'][p]:8.2f}{h['precision']:6.2f}{h['recall']:6.2f}{h['f1']:6.2f}")
+        typer.echo(f"{'macro F1 ' + group:36}{calibrated['macro_f1']:6.2f}")
     typer.echo(" ".join(f"BLEU-{k} {result[f'bleu{k}']:.3f}" for k in range(1, 5)))
     if "embedding_cosine" in result:
         typer.echo(f"embedding cosine {result['embedding_cosine']:.3f}")

@@ -1,4 +1,4 @@
-"""``lcid ask``, ``lcid train vqa``, ``lcid eval vqa`` and ``lcid model push``."""
+"""``lcid ask``, ``lcid train vqa``, ``lcid eval vqa``, ``lcid model push`` and ``lcid model calibrate``."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ def register(app: typer.Typer) -> None:
     app.command("ask")(ask_command)
     command_group(app, "train", "Train models.").command("vqa")(train_vqa_command)
     command_group(app, "eval", "Evaluate models.").command("vqa")(eval_vqa_command)
-    command_group(app, "model", "Manage saved models.").command("push")(push_command)
+    models = command_group(app, "model", "Manage saved models.")
+    models.command("push")(push_command)
+    models.command("calibrate")(calibrate_command)
 
 
 def acquisition_text(bval: Path, bvec: Path) -> str:
@@ -168,3 +170,37 @@ def push_command(
             raise InputError("give a REPO id to upload to, or --to-folder DIR")
     except InputError as exc:
         fail(str(exc))
+
+
+def calibrate_command(
+    model: str = typer.Argument(..., help="DWI model folder (or shipped name) to write thresholds.json into."),
+    data_dir: Path = typer.Option(..., "--data", help="Data set from lcid data build-vlm."),
+    split: str | None = typer.Option(
+        None, help="Use this whole split (of a set built with another seed); default: the training scans "
+                   "the model kept out of fitting (training.json)."),
+    threads: int = typer.Option(1, help="CPU threads for torch."),
+) -> None:
+    """Choose per-problem decision thresholds on validation questions and save them with the model."""
+    from lcid.cli import fail, use_threads
+    from lcid.vlm.dwi.calibrate import calibrate, validation_rows
+    from lcid.vlm.inference import load_model, resolve_model
+    from lcid.vlm.model import write_thresholds
+
+    use_threads(threads)
+    try:
+        folder = resolve_model(model)
+        vlm = load_model(folder)
+        if vlm.cfg.head != "multilabel":
+            raise InputError(f"model {model} has no multi-label problem head (is it a DWI model?)")
+        training_file = folder / "training.json"
+        training = json.loads(training_file.read_text()) if training_file.is_file() else None
+        rows, source = validation_rows(data_dir, training, split=split)
+        record = calibrate(vlm, rows, source=source)
+        path = write_thresholds(folder, vlm.thresholds, record)
+    except InputError as exc:
+        fail(str(exc))
+    typer.echo(f"{'problem':16}{'threshold':>10}{'F1':>6}{'F1@0.5':>8}{'n':>6}")
+    for label, c in record["problems"].items():
+        typer.echo(f"{label:16}{c['threshold']:10.2f}{c['f1']:6.2f}{c['f1_default']:8.2f}{c['positives']:6d}"
+                   + ("" if c["chosen"] else "  (too few: 0.5)"))
+    typer.echo(f"thresholds saved to {path} ({source})")

@@ -53,6 +53,11 @@ class VLMConfig:
     head_hidden
         Width of a hidden layer in the classification head (GELU); 0 for a single linear
         layer (the original head).
+    fft_channel
+        Give the built-in CNN a second input channel: the log-magnitude 2D Fourier spectrum of
+        the image (:func:`lcid.vlm.vision.log_spectrum`), where k-space artifacts (spikes,
+        N/2 ghosts, truncation, missing high frequencies, a noise floor) are compact patterns.
+        Off in models saved without it. Not available with a Hugging Face vision encoder.
     aux_labels
         Image-level auxiliary heads on the pooled image latents, as ``{name: class names}``
         (e.g. ``{"organ": ("abd", "chest", "head")}``); trained alongside the answers to
@@ -78,6 +83,7 @@ class VLMConfig:
     head: HeadKind = "multiclass"
     head_labels: tuple[str, ...] = field(default_factory=tuple)
     head_hidden: int = 0
+    fft_channel: bool = False
     aux_labels: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import torch
 from lcid.errors import InputError
 from lcid.vlm.image import check_image, load_image, to_model_input
 from lcid.vlm.model import FlamingoVLM
-from lcid.vlm.predict import final_answer, predict
+from lcid.vlm.predict import detected, final_answer, predict
 from lcid.vlm.prompt import DEFAULT_QUESTION, build_prompt
 
 #: Shipped models: one folder per model name.
@@ -81,7 +81,10 @@ def ask(
     -------
     dict
         ``{"answer": str, "problems": [{"problem": label, "probability": p}, ...]}``:
-        problems are the head's outputs (problem ids for DWI, top answers for VQA).
+        problems are the head's outputs (problem ids for DWI, top answers for VQA). A
+        multi-label (DWI) model adds each problem's decision ``threshold`` (chosen on
+        validation data and saved with the model, 0.5 for models without) and whether it is
+        ``detected`` (probability at or above it), and ``detected``: those problem ids.
     """
     if not question or not question.strip():
         raise InputError("the question is empty")
@@ -94,7 +97,14 @@ def ask(
         generate = 0 if vlm.cfg.head == "multiclass" else vlm.cfg.answer_tokens
         prediction = predict(vlm, pixels, [prompt], max_new_tokens=generate)[0]
     shown = TOP_ANSWERS if vlm.cfg.head == "multiclass" else len(prediction.head)
-    return {
+    result: dict[str, Any] = {
         "answer": final_answer(vlm, prediction, question=question),
         "problems": [{"problem": label, "probability": round(p, 4)} for label, p in prediction.head[:shown]],
     }
+    if vlm.cfg.head == "multilabel":
+        found = detected(vlm, prediction)
+        for entry in result["problems"]:
+            entry["threshold"] = vlm.threshold(entry["problem"])
+            entry["detected"] = entry["problem"] in found
+        result["detected"] = list(found)
+    return result

@@ -5,13 +5,16 @@ image ``(B, 1, H, W)`` -> vision encoder -> linear projection -> perceiver resam
 plus a classification head on the last prompt token (answer vocabulary or problem ids).
 
 Saved and loaded the Hugging Face way (:class:`huggingface_hub.PyTorchModelHubMixin`):
-``config.json`` + ``model.safetensors`` + ``README.md`` model card, and ``tokenizer.json``.
+``config.json`` + ``model.safetensors`` + ``README.md`` model card, and ``tokenizer.json``;
+a multi-label model may also hold ``thresholds.json``, its per-label decision thresholds.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
+from lcid.errors import InputError
 from lcid.vlm.config import VLMConfig
 from lcid.vlm.gated_cross_attention import (
     ConditionedDecoderLayer,
@@ -40,6 +44,12 @@ from lcid.vlm.vision import (
     load_hf_vision,
     vision_from_hf_config,
 )
+
+
+#: Per-label decision thresholds of a multi-label head, saved beside the weights.
+THRESHOLDS_FILE = "thresholds.json"
+#: Decision threshold of a label without a chosen one (and of every label of older models).
+DEFAULT_THRESHOLD = 0.5
 
 
 class FlamingoVLM(
@@ -63,9 +73,16 @@ class FlamingoVLM(
         cfg = VLMConfig.from_dict(config)
         self.cfg = cfg
         self.tokenizer: VLMTokenizer | None = None
+        #: Per-label decision thresholds of a multi-label head (``thresholds.json``); labels
+        #: not in it use :data:`DEFAULT_THRESHOLD`.
+        self.thresholds: dict[str, float] = {}
+        self.thresholds_record: dict[str, Any] = {}
         if cfg.vision == "cnn":
-            self.vision: nn.Module = SmallCNN(channels=cfg.cnn_channels, image_size=cfg.image_size, dropout=cfg.dropout)
+            self.vision: nn.Module = SmallCNN(channels=cfg.cnn_channels, image_size=cfg.image_size,
+                                              dropout=cfg.dropout, fft_channel=cfg.fft_channel)
         else:
+            if cfg.fft_channel:
+                raise InputError("fft_channel needs the built-in CNN (vision: cnn), not a Hugging Face encoder")
             self.vision = HFVisionEncoder(vision_from_hf_config(cfg.vision_hf_config or {}))
         if cfg.language == "gpt2-scratch":
             self.lm = small_gpt2(
@@ -201,11 +218,32 @@ class FlamingoVLM(
             result["head_logits"] = self.head(torch.cat([pooled, image], dim=-1))
         return result
 
+    # ------------------------------------------------------------------ decisions
+    def threshold(self, label: str) -> float:
+        """Head probability at or above which ``label`` counts as present."""
+        return float(self.thresholds.get(label, DEFAULT_THRESHOLD))
+
+    def set_thresholds(self, thresholds: Mapping[str, float], record: Mapping[str, Any] | None = None) -> None:
+        """Use these per-label decision thresholds (kept by :meth:`save_pretrained`).
+
+        ``record`` says how they were chosen (data, rule); it is saved alongside.
+        """
+        unknown = sorted(set(thresholds) - set(self.cfg.head_labels))
+        if unknown:
+            raise InputError(f"thresholds for labels the head does not have: {', '.join(unknown)}")
+        bad = [label for label, t in thresholds.items() if not 0.0 < float(t) < 1.0]
+        if bad:
+            raise InputError(f"thresholds must lie strictly between 0 and 1 ({', '.join(bad)})")
+        self.thresholds = {label: float(t) for label, t in thresholds.items()}
+        self.thresholds_record = dict(record or {})
+
     # ------------------------------------------------------------------ saving
     def _save_pretrained(self, save_directory: Path) -> None:
         super()._save_pretrained(save_directory)
         if self.tokenizer is not None:
             self.tokenizer.save(save_directory)
+        if self.thresholds:
+            write_thresholds(Path(save_directory), self.thresholds, self.thresholds_record)
 
     @classmethod
     def _from_pretrained(cls, *, model_id: str, **kwargs: Any) -> FlamingoVLM:
@@ -220,7 +258,25 @@ class FlamingoVLM(
                                 local_files_only=kwargs.get("local_files_only", False))
             ).parent
         model.tokenizer = VLMTokenizer.load(folder)
+        thresholds_file = folder / THRESHOLDS_FILE
+        if thresholds_file.is_file():
+            try:
+                saved = json.loads(thresholds_file.read_text())
+                model.set_thresholds(saved["thresholds"], saved.get("record"))
+            except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+                raise InputError(f"{thresholds_file} is not a thresholds file ({exc.__class__.__name__})") from exc
         return model
+
+
+def write_thresholds(folder: Path, thresholds: Mapping[str, float], record: Mapping[str, Any] | None = None) -> Path:
+    """Write ``thresholds.json`` (``{"default", "thresholds", "record"}``) into a model folder."""
+    from lcid.io.atomic import atomic_write_text
+
+    path = Path(folder) / THRESHOLDS_FILE
+    data = {"default": DEFAULT_THRESHOLD, "thresholds": {k: round(float(v), 4) for k, v in thresholds.items()},
+            "record": dict(record or {})}
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+    return path
 
 
 def _classifier(width: int, n_labels: int, *, hidden: int, dropout: float) -> nn.Sequential:

@@ -148,6 +148,15 @@ def _generate_uncached(
     return generated
 
 
+def detected(model: FlamingoVLM, prediction: Prediction) -> tuple[str, ...]:
+    """Labels of a multi-label head at or above the model's decision threshold for each
+    (:meth:`FlamingoVLM.threshold`: chosen on validation data and saved with the model, else 0.5),
+    most probable first; empty for other heads."""
+    if model.cfg.head != "multilabel":
+        return ()
+    return tuple(label for label, p in prediction.head if p >= model.threshold(label))
+
+
 def _head(
     model: FlamingoVLM, logits: torch.Tensor | None, *, top_k: int | None, n: int
 ) -> list[tuple[tuple[str, float], ...]]:

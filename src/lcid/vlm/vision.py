@@ -1,7 +1,8 @@
 """Vision encoders: the built-in small CNN, or any Hugging Face vision model.
 
 Both map a batch of single-channel images ``(B, 1, H, W)`` in [0, 1] to a sequence of
-feature tokens ``(B, N, C)``.
+feature tokens ``(B, N, C)``. The CNN can also see the image's Fourier spectrum
+(:func:`log_spectrum`) as a second channel.
 """
 
 from __future__ import annotations
@@ -14,17 +15,42 @@ from torch import nn
 from lcid.errors import InputError
 
 
+def log_spectrum(pixels: torch.Tensor) -> torch.Tensor:
+    """Log-magnitude of the centred 2D Fourier transform, standardised per image.
+
+    Parameters
+    ----------
+    pixels
+        ``(B, 1, H, W)`` images.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, 1, H, W)``: ``log(1 + |FFT|)`` with the zero frequency in the centre, shifted and
+        scaled to zero mean and unit standard deviation in each image (a blank image gives 0).
+    """
+    spectrum = torch.fft.fftshift(torch.fft.fft2(pixels.float(), norm="ortho"), dim=(-2, -1))
+    log_magnitude = torch.log1p(spectrum.abs())
+    mean = log_magnitude.mean(dim=(-2, -1), keepdim=True)
+    std = log_magnitude.std(dim=(-2, -1), keepdim=True)
+    return ((log_magnitude - mean) / std.clamp_min(1e-6)).to(pixels.dtype)
+
+
 class SmallCNN(nn.Module):
     """Four stride-2 conv stages with GroupNorm and a learned position embedding.
 
     Small and regularised (dropout on the tokens) for data sets of a few hundred images.
-    An ``image_size`` of 96 gives ``6 x 6 = 36`` tokens of ``channels[-1]`` features.
+    An ``image_size`` of 96 gives ``6 x 6 = 36`` tokens of ``channels[-1]`` features. With
+    ``fft_channel`` the image's :func:`log_spectrum` is stacked as a second input channel.
     """
 
-    def __init__(self, *, channels: tuple[int, ...], image_size: int, dropout: float) -> None:
+    def __init__(
+        self, *, channels: tuple[int, ...], image_size: int, dropout: float, fft_channel: bool = False
+    ) -> None:
         super().__init__()
+        self.fft_channel = fft_channel
         layers: list[nn.Module] = []
-        c_in = 1
+        c_in = 2 if fft_channel else 1
         for c in channels:
             layers += [
                 nn.Conv2d(c_in, c, 3, stride=2, padding=1),
@@ -47,6 +73,8 @@ class SmallCNN(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """``(B, 1, H, W)`` -> ``(B, N, C)``."""
+        if self.fft_channel:
+            pixels = torch.cat([pixels, log_spectrum(pixels)], dim=1)
         maps = self.features(pixels)
         tokens = maps.flatten(2).transpose(1, 2)
         return self.dropout(tokens + self.position)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,8 @@ from lcid.vlm.model import FlamingoVLM
 from lcid.vlm.predict import Prediction, predict
 from lcid.vlm.prompt import DEFAULT_QUESTION, build_prompt
 
-#: Head probability at or above which a problem counts as named.
+#: Fixed head probability at or above which a problem counts as named (the "fixed" scores;
+#: the "calibrated" ones use the model's own thresholds, :meth:`FlamingoVLM.threshold`).
 THRESHOLD = 0.5
 #: A wrong acquisition text for the text-effect test: plenty of directions, high b.
 FALSE_ACQ = "64 directions, b = 0 to 3000"
@@ -67,9 +68,12 @@ def predict_rows(
     return out
 
 
-def head_labels(prediction: Prediction, *, threshold: float = THRESHOLD) -> tuple[str, ...]:
-    """Problems the head gives at least ``threshold``."""
-    return tuple(label for label, p in prediction.head if p >= threshold)
+def head_labels(
+    prediction: Prediction, *, threshold: float = THRESHOLD, thresholds: Mapping[str, float] | None = None
+) -> tuple[str, ...]:
+    """Problems the head gives at least their threshold: ``thresholds[label]`` where given, else ``threshold``."""
+    limits = thresholds or {}
+    return tuple(label for label, p in prediction.head if p >= limits.get(label, threshold))
 
 
 def evaluate_dwi(
@@ -79,17 +83,23 @@ def evaluate_dwi(
     """All scores of ``model`` on manifest ``rows`` (fractions in [0, 1], seconds).
 
     Keys: ``n``, ``head`` and ``text`` (per-problem scores for image-visible and text-visible
-    problems, each with ``macro_f1``), ``bleu1``..``bleu4``, ``embedding_cosine``,
+    problems, each with ``macro_f1``; ``head`` at the fixed :data:`THRESHOLD`),
+    ``head_calibrated`` (the same at the model's own per-problem ``thresholds``, also
+    reported; equal to ``head`` for a model without saved thresholds), ``bleu1``..``bleu4``, ``embedding_cosine``,
     ``acquisition_effect``, ``latency_s`` (median, p90 and threads of one full answer;
     ``latency_uncached_s`` the same without the key-value cache), and
     ``examples`` (a few answers with their references).
     """
     predictions = predict_rows(model, rows)
     truth = [r["labels"] for r in rows]
+    thresholds = {label: model.threshold(label) for label in model.cfg.head_labels}
     by_head = [head_labels(p) for p in predictions]
+    by_calibrated = [head_labels(p, thresholds=thresholds) for p in predictions]
     by_text = [problems_named(p.generated) for p in predictions]
-    result: dict[str, Any] = {"n": len(rows), "threshold": THRESHOLD, "visible_problems": list(IMAGE_VISIBLE)}
-    for name, predicted in (("head", by_head), ("text", by_text)):
+    result: dict[str, Any] = {"n": len(rows), "threshold": THRESHOLD, "thresholds": thresholds,
+                              "thresholds_record": dict(model.thresholds_record),
+                              "visible_problems": list(IMAGE_VISIBLE)}
+    for name, predicted in (("head", by_head), ("head_calibrated", by_calibrated), ("text", by_text)):
         result[name] = {
             "image_visible": problem_scores(truth, predicted, IMAGE_VISIBLE),
             "text_visible": problem_scores(truth, predicted, TEXT_VISIBLE),

@@ -32,6 +32,28 @@ from lcid.vlm.tokenizer import VLMTokenizer
 from lcid.vlm.training import VQATrainSettings, fit_and_save
 
 
+def scan_holdout(
+    rows: Sequence[dict[str, Any]], *, fraction: float, seed: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Split manifest rows into (fitted, validation) by simulated scan.
+
+    ``fraction`` of the scans (a scan is a ``(source, seed)`` pair: all its pictures and
+    questions stay together, so validation pictures are never near-copies of training ones)
+    is drawn with ``seed``. The validation rows choose the decision thresholds
+    (:mod:`lcid.vlm.dwi.calibrate`); the test split's scanners are never used for that.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise InputError(f"holdout_fraction must be in [0, 1), not {fraction}")
+    scans = sorted({(str(r["source"]), int(r["seed"])) for r in rows})
+    n_out = round(fraction * len(scans))
+    if n_out == 0:
+        return list(rows), []
+    order = np.random.default_rng(seed).permutation(len(scans))
+    held = {scans[i] for i in order[:n_out]}
+    fitted = [r for r in rows if (str(r["source"]), int(r["seed"])) not in held]
+    return fitted, [r for r in rows if (str(r["source"]), int(r["seed"])) in held]
+
+
 def manifest_examples(rows: Sequence[dict[str, Any]]) -> tuple[list[VLMExample], dict[str, np.ndarray]]:
     """Model examples of manifest rows, and each picture loaded once (key: its path)."""
     images: dict[str, np.ndarray] = {}
@@ -71,13 +93,16 @@ def train_dwi(
 ) -> dict[str, Any]:
     """Train on the ``train`` split of ``data_dir`` and save to ``out_dir/model``.
 
-    Checkpoints and ``metrics.jsonl`` go to ``out_dir`` (a rerun resumes). Returns the
+    With ``settings.holdout_fraction`` above 0 that fraction of the training split's scans is
+    kept out of fitting (:func:`scan_holdout`); their row ids are recorded in ``training.json``
+    (``data.validation_ids``) for choosing decision thresholds. Checkpoints and ``metrics.jsonl`` go to ``out_dir`` (a rerun resumes). Returns the
     ``training.json`` record (command, recipe, seed, data set build settings, time, versions).
     """
     out_dir = Path(out_dir)
     rows = read_manifest(data_dir, split="train")
     if not rows:
         raise InputError(f"{data_dir} has no training rows")
+    rows, validation = scan_holdout(rows, fraction=settings.holdout_fraction, seed=settings.holdout_seed)
     examples, images = manifest_examples(rows)
     cfg = VLMConfig.from_dict({**settings.model, "head": "multilabel", "head_labels": list(PROBLEM_IDS)})
     torch.manual_seed(int(settings.train.get("seed", 0)))
@@ -95,5 +120,18 @@ def train_dwi(
     build_file = Path(data_dir) / "build.json"
     data_record = {"dir": str(data_dir), "split": "train", "questions": len(rows), "images": len(images),
                    "build": json.loads(build_file.read_text()) if build_file.is_file() else None}
-    return fit_and_save(model, tokenizer, dataset, settings, out_dir, command=command, data_record=data_record,
-                        write_card=write_dwi_card)
+    if validation:
+        data_record["validation_scans"] = len({(r["source"], r["seed"]) for r in validation})
+        data_record["validation_ids"] = [r["id"] for r in validation]
+    record = fit_and_save(model, tokenizer, dataset, settings, out_dir, command=command, data_record=data_record,
+                          write_card=write_dwi_card)
+    if validation:
+        from lcid.vlm.dwi.calibrate import calibrate
+        from lcid.vlm.model import write_thresholds
+
+        trained = FlamingoVLM.from_pretrained(out_dir / "model")
+        choice = calibrate(trained, validation, source=f"{data_dir}: {len(validation)} training-split questions "
+                                                       "kept out of fitting")
+        write_thresholds(out_dir / "model", trained.thresholds, choice)
+        record["thresholds"] = trained.thresholds
+    return record
