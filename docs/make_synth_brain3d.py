@@ -10,8 +10,8 @@ Volumes: b0 + mean DWI of each DWI series under the config's data path, and of `
 SNR, all through the MONAI chain of :mod:`lcid.synth.preprocess`. Whole sources (both volumes of a
 series or phantom) are held out (``--held-out``): stage 1 is scored on them and the samples are
 compared with them. ``--stage`` runs ``data``, ``autoencoder``, ``ldm``, ``eval`` or ``all`` (each
-resumes from the previous stage's saved output). Writes docs/img/synth_brain3d.png and
-runs/brain3d/eval.json.
+resumes from the previous stage's saved output). Writes docs/img/synth_brain3d.png (``--figure``),
+the config's ``out_dir``/eval.json and the drawn samples (``samples.pt``).
 """
 
 from __future__ import annotations
@@ -126,7 +126,9 @@ def main() -> None:
     parser.add_argument("--held-out", nargs="*", default=list(HELD_OUT), help="Source-name prefixes to hold out.")
     parser.add_argument("--stage", choices=("data", "autoencoder", "ldm", "eval", "all"), default="all")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--n", type=int, default=8, help="Samples to draw (figure and Fréchet/MS-SSIM).")
+    parser.add_argument("--n", type=int, default=20, help="Samples to draw (Fréchet on as many as held-out volumes; MS-SSIM and head shape on all).")
+    parser.add_argument("--figure", type=Path, default=FIGURE, help="Where the mid-slice figure goes.")
+    parser.add_argument("--show", type=int, default=6, help="Samples shown in the figure (the first ones drawn).")
     parser.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim", help="ddim: 50 steps; ddpm: all 1000 steps.")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -149,6 +151,7 @@ def main() -> None:
         train_ldm(recipe, data=train)
     if args.stage in ("eval", "all"):
         from lcid.synth.evaluation import evaluate
+        from lcid.synth.head_shape import head_shape
 
         model = load_model(recipe.model_dir)
         steps = 50 if args.sampler == "ddim" else model.diffusion_spec.num_train_timesteps
@@ -158,8 +161,10 @@ def main() -> None:
         shown = [next(k for k in names if k.startswith(prefix)) for prefix in ("philips_elition", "siemens", "phantom_00", HELD_OUT[0])]
         labels = ("real Elition", "real Prisma", "phantom", "held-out Achieva")
         real = [(label, volumes[k][1 if "Prisma" not in label else 0]) for label, k in zip(labels, shown, strict=True)]
-        figure(real + [(f"sample {i}", s) for i, s in enumerate(samples[:6])], FIGURE.with_stem(FIGURE.stem + suffix))
-        metrics = evaluate(model, train, test, n=args.n, sampler=args.sampler, steps=steps, seed=recipe.seed)
+        passed = head_shape(samples, train.images).passed
+        shown_samples = [(f"sample {i} ({'pass' if passed[i] else 'fail'})", s) for i, s in enumerate(samples[: args.show])]
+        figure(real + shown_samples, args.figure.with_stem(args.figure.stem + suffix))
+        metrics = evaluate(model, train, test, n=args.n, sampler=args.sampler, steps=steps, seed=recipe.seed, samples=samples)
         metrics.update(
             train_volumes=float(len(train)),
             held_out_volumes=float(len(test)),
@@ -168,6 +173,7 @@ def main() -> None:
         )
         text = json.dumps(metrics, indent=2)
         (Path(recipe.out_dir) / f"eval{suffix}.json").write_text(text + "\n")
+        torch.save(samples, Path(recipe.out_dir) / f"samples{suffix}.pt")
         print(text)
 
 

@@ -21,6 +21,11 @@ covariate_r_<name>, covariate_r_real_<name>
 ms_ssim_samples, ms_ssim_real
     Mean MS-SSIM between random pairs within samples / within real images (diversity; a
     much higher value for samples means mode collapse).
+head_shape_pass, head_shape_dice, head_shape_pass_real, head_shape_dice_real
+    3D models only (:mod:`lcid.synth.head_shape`): share of samples whose foreground is one
+    head-sized connected component overlapping some real training mask (Dice >= 0.75), and the
+    mean best Dice of their masks against the real training masks; ``..._real``: the same for the
+    real test images (the baseline).
 recon_mse, recon_psnr_db, recon_ssim
     Stage-1 reconstruction on the real test images.
 """
@@ -87,9 +92,14 @@ def evaluate(
     steps: int = 50,
     seed: int = 0,
     sampler: str = "ddim",
+    samples: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """All metrics of the module docstring as a flat dictionary (samples drawn with ``sampler``:
-    ``"ddim"`` with ``steps`` steps, or ``"ddpm"`` with ``steps`` of the training schedule)."""
+    ``"ddim"`` with ``steps`` steps, or ``"ddpm"`` with ``steps`` of the training schedule).
+
+    ``samples`` (unconditional models only): samples drawn beforehand, at least ``min(n, len(test))``
+    of them. The Fréchet distance uses the first ``min(n, len(test))`` (as many as real images); the
+    diversity and head-shape metrics use all of them."""
     torch.manual_seed(seed)
     classifier = train_classifier(train.images, train.labels, seed=seed)
     n = min(n, len(test))
@@ -97,7 +107,14 @@ def evaluate(
     covariate_model = spec is not None and spec.conditioning == "covariates"
     if covariate_model and (train.covariates is None or test.covariates is None):
         raise InputError("evaluating a covariate-conditioned model needs real images with covariates (train and test)")
-    samples, requested = generate_balanced(model, n, guidance=guidance, steps=steps, seed=seed, covariates=test.covariates, sampler=sampler)
+    if samples is None:
+        samples, requested = generate_balanced(model, n, guidance=guidance, steps=steps, seed=seed, covariates=test.covariates, sampler=sampler)
+    elif spec is not None and spec.conditioning != "none":
+        raise InputError("pre-drawn samples can only be scored for unconditional models")
+    elif len(samples) < n:
+        raise InputError(f"need at least {n} pre-drawn samples, got {len(samples)}")
+    else:
+        requested = None
     real = test.images[:n]
     generator = torch.Generator().manual_seed(seed)
     other = train.images[torch.randperm(len(train), generator=generator)[:n]]
@@ -105,7 +122,7 @@ def evaluate(
 
     f_real, p_real = predict(classifier, real)
     f_other, _ = predict(classifier, other)
-    f_samples, p_samples = predict(classifier, samples)
+    f_samples, p_samples = predict(classifier, samples[:n])
     f_noise, _ = predict(classifier, noise)
     metrics: dict[str, float] = {
         "n": float(n),
@@ -126,5 +143,9 @@ def evaluate(
         for j, name in enumerate(spec.covariates):
             metrics[f"covariate_r_{name}"] = pearson(on_samples[:, j], requested[:, j])
             metrics[f"covariate_r_real_{name}"] = pearson(on_real[:, j], truth[:, j])
+    if samples.ndim == 5:
+        from lcid.synth.head_shape import head_shape_metrics
+
+        metrics.update(head_shape_metrics(samples, real, train.images), head_shape_n=float(len(samples)))
     metrics.update(evaluate_reconstruction(model, test.images))
     return metrics
