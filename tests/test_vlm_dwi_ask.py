@@ -45,6 +45,12 @@ def test_ask_a_png_with_the_default_model(real_slice):
     assert all(p["detected"] == (p["problem"] in out["detected"]) for p in out["problems"])
 
 
+def test_plain_output_lists_the_problems_over_threshold(real_slice):
+    result = CliRunner().invoke(app, ["ask", str(real_slice)])
+    assert result.exit_code == 0, result.output
+    assert "[problems over the model's thresholds: " in result.output.splitlines()[-1]
+
+
 def test_bval_bvec_become_the_acquisition_text(real_slice):
     bval, bvec = ACHIEVA.with_name("WIP_dti_ax_601.bval"), ACHIEVA.with_name("WIP_dti_ax_601.bvec")
     assert acquisition_text(bval, bvec) == "15 directions, b = 0 to 2000"

@@ -77,6 +77,10 @@ def ask_command(
                 typer.echo(json.dumps(result, indent=2))
             else:
                 typer.echo(result["answer"])
+                if "detected" in result:  # a DWI model: its head's decisions at the model's thresholds
+                    probs = {p["problem"]: p["probability"] for p in result["problems"]}
+                    named = ", ".join(f"{p} ({probs[p]:.2f})" for p in result["detected"]) or "none"
+                    typer.echo(f"[problems over the model's thresholds: {named}]")
             if not interactive:
                 return
             history.append((current, result["answer"]))

@@ -26,6 +26,9 @@ def render_dwi_card(cfg: VLMConfig, training: dict[str, Any] | None, evaluation:
         f"lcid data build-vlm --out {data.get('dir', 'runs/dwi-vlm-data')} --n {build.get('n', '?')} --seed {build.get('seed', '?')}",
         f"{(training or {}).get('command', 'lcid train vlm --config configs/vlm/dwi.yaml')}",
         "```", "",
+        "Per-problem decision thresholds (`thresholds.json`, 0.5 where absent) are chosen on training",
+        "scans kept out of fitting, by the training command itself or by",
+        f"`lcid model calibrate MODEL --data {data.get('dir', 'DATA')}`; never on the held-out scanners.", "",
         f"Held out (never trained on): {', '.join(build.get('holdout', [])) or 'see build.json'}.",
     ]
     if evaluation:
@@ -34,7 +37,10 @@ def render_dwi_card(cfg: VLMConfig, training: dict[str, Any] | None, evaluation:
         lines += ["", "## Evaluation (held-out scanner and phantom)", "",
                   "| metric | value |", "| --- | --- |",
                   f"| questions | {evaluation['n']} |",
-                  f"| macro F1, image-visible problems, head | {head['macro_f1']:.3f} |",
+                  f"| macro F1, image-visible problems, head at 0.5 | {head['macro_f1']:.3f} |",
+                  *([f"| macro F1, image-visible problems, head at the saved thresholds | "
+                      f"{evaluation['head_calibrated']['image_visible']['macro_f1']:.3f} |"]
+                    if "head_calibrated" in evaluation else []),
                   f"| macro F1, image-visible problems, generated text | {text_scores['macro_f1']:.3f} |",
                   f"| BLEU-4 | {evaluation['bleu4']:.3f} |"]
         if "embedding_cosine" in evaluation:
