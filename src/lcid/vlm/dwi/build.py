@@ -5,11 +5,15 @@ Per simulated scan (a source series, a draw of 0-2 problems with severities, a s
 1. Gradient-table problems (``few_directions``, ``gradient_table``) are injected into the
    whole series and the acquisition facts are read from the resulting table.
 2. A b0 and three diffusion-weighted volumes are kept (what a slice picture needs; this makes
-   the image problems 4-5x cheaper to simulate) and the image problems are injected.
+   the image problems 4-5x cheaper to simulate) and the image problems are injected one by
+   one, in the order they arise in an acquisition (:data:`lcid.simulate.inject.ACQUISITION_ORDER`),
+   keeping each conspicuity-checked artifact's own contribution (after minus before).
 3. Views (volume, plane, slice) are drawn, half of them aimed at where a slice-level problem
    sits, and rendered as a viewer shows them (:mod:`lcid.vlm.render`).
 4. Each picture gets questions with or without acquisition text; labels are what that picture
-   and text honestly show (:mod:`lcid.vlm.dwi.visibility`); the answer is written from the
+   and text honestly show (:mod:`lcid.vlm.dwi.visibility`: geometry, and for ghosting, spikes
+   and Gibbs ringing the Rose criterion on the artifact's contribution in that picture,
+   :mod:`lcid.vlm.dwi.conspicuity`); the answer is written from the
    knowledge base (:mod:`lcid.vlm.dwi.text`).
 
 Everything is drawn from one seed; simulated scans are cached (float16) by their recipe.
@@ -41,6 +45,7 @@ from lcid.vlm.dwi.text import (
     random_acquisition,
     reference_answer,
 )
+from lcid.vlm.dwi.conspicuity import CONSPICUITY_PROBLEMS, view_detectability
 from lcid.vlm.dwi.visibility import SliceView, visible_labels
 from lcid.vlm.render import PLANES, plane_axis, render_slice, save_png, window_limits
 
@@ -59,6 +64,8 @@ TABLE_PROBLEMS: tuple[str, ...] = ("few_directions", "gradient_table")
 SEVERITIES: tuple[str, ...] = ("mild", "moderate", "severe")
 MANIFEST = "manifest.jsonl"
 KEPT_DW_VOLUMES = 3
+#: Version of what a cached simulation holds (2: with the artifacts' contributions).
+CACHE_FORMAT = 2
 #: Fraction of questions that come with whole-series findings (as from ``lcid check``).
 FINDINGS_FRACTION = 0.15
 #: Fraction of acquisition texts that state a random table (:func:`random_acquisition`) instead
@@ -141,12 +148,17 @@ def keep_volumes(scan: DWIScan, rng: np.random.Generator) -> list[int]:
 
 def simulate_scan(
     scan: DWIScan, problems: Sequence[tuple[str, str]], *, seed: int
-) -> tuple[DWIScan, dict, dict[str, Any]]:
-    """Inject ``problems`` as the module docstring says; returns (scan subset, truth, facts).
+) -> tuple[DWIScan, dict, dict[str, Any], dict[str, np.ndarray]]:
+    """Inject ``problems`` as the module docstring says.
 
+    Returns (scan subset, truth, facts, deltas): ``deltas`` maps each injected problem of
+    :data:`CONSPICUITY_PROBLEMS` to its mark on the final series (float32, the scan's shape;
+    :func:`artifact_mark`). Problems that change the grid come
+    earlier in the acquisition order, so the contributions stay on the final grid.
     A problem whose severity cannot be reached on this scan is dropped from the truth.
     """
     from lcid.simulate import inject
+    from lcid.simulate.inject import ACQUISITION_ORDER
 
     rng = np.random.default_rng(seed)
     entries: list[dict] = []
@@ -160,27 +172,54 @@ def simulate_scan(
     facts = acquisition_facts(scan.bvals, scan.bvecs, voxel_mm=scan.voxel_size_mm)
     kept = keep_volumes(scan, rng)
     scan = scan.replace(data=np.ascontiguousarray(scan.data[..., kept]), bvals=scan.bvals[kept], bvecs=scan.bvecs[kept])
-    for problem, severity in problems:
+    deltas: dict[str, np.ndarray] = {}
+    for problem, severity in sorted(problems, key=lambda p: ACQUISITION_ORDER.index(p[0])):
         if problem in TABLE_PROBLEMS:
             continue
         try:
-            scan, truth = inject(scan, [(problem, severity)], seed=int(rng.integers(2**31)))
+            after, truth = inject(scan, [(problem, severity)], seed=int(rng.integers(2**31)))
         except InputError:
             continue
+        if after.shape != scan.shape:  # a change of grid: earlier contributions no longer align
+            deltas = {}
+        if problem in CONSPICUITY_PROBLEMS:
+            deltas[problem] = artifact_mark(scan, problem, truth["problems"][0]["parameters"])
+        scan = after
         entries += truth["problems"]
     if any(e["problem"] in ("low_resolution", "fov_cutoff") for e in entries):
         facts["voxel_mm"] = [round(float(v), 2) for v in scan.voxel_size_mm]
-    return scan, {"problems": entries, "kept_volumes": kept}, facts
+    return scan, {"problems": entries, "kept_volumes": kept}, facts, deltas
+
+
+def artifact_mark(scan: DWIScan, problem: str, params: dict[str, Any]) -> np.ndarray:
+    """The structured mark that ``problem`` with the drawn ``params`` leaves on ``scan``.
+
+    The artifact is applied again, with the same parameters, to the series with its noise
+    removed (a 3x3x3 median filter per volume, which keeps edges and so the rings at them),
+    and the mark is after minus before. On the noisy series itself, after minus before
+    would also hold the artifact's action on the noise (truncation removes high-frequency
+    noise, a ghost copies the noise): a change of the noise realisation, which no reader can
+    tell from noise but which the detectability measure would count as signal.
+    """
+    from scipy import ndimage
+
+    from lcid.simulate.artifacts import artifact
+
+    smooth = ndimage.median_filter(scan.data, size=(3, 3, 3, 1), mode="nearest")
+    before = scan.replace(data=smooth.astype(np.float32))
+    after, _ = artifact(problem).apply(before, params)
+    return (after.data - before.data).astype(np.float32)
 
 
 def cached_simulation(
     scan: DWIScan, source: str, problems: Sequence[tuple[str, str]], *, seed: int, cache: Path | None
-) -> tuple[DWIScan, dict, dict[str, Any]]:
-    """:func:`simulate_scan` through a cache of float16 ``.npz`` files keyed by the recipe and
-    the simulator's code (:func:`lcid.simulate.fingerprint.simulator_fingerprint`)."""
+) -> tuple[DWIScan, dict, dict[str, Any], dict[str, np.ndarray]]:
+    """:func:`simulate_scan` through a cache of float16 ``.npz`` files keyed by the recipe,
+    :data:`CACHE_FORMAT` and the simulator's code
+    (:func:`lcid.simulate.fingerprint.simulator_fingerprint`)."""
     from lcid.simulate.fingerprint import simulator_fingerprint
 
-    recipe = [source, list(map(list, problems)), seed, scan.shape, simulator_fingerprint()]
+    recipe = [source, list(map(list, problems)), seed, scan.shape, simulator_fingerprint(), CACHE_FORMAT]
     key = hashlib.sha1(json.dumps(recipe).encode()).hexdigest()[:16]
     path = cache / f"{key}.npz" if cache is not None else None
     if path is not None and path.is_file():
@@ -189,20 +228,31 @@ def cached_simulation(
             data = z["data"].astype(np.float32) * np.float32(z["scale"])
             sim = DWIScan(data=data, affine=z["affine"], bvals=z["bvals"], bvecs=z["bvecs"],
                           sidecar=meta["sidecar"], path=scan.path)
-            return sim, meta["truth"], meta["facts"]
-    sim, truth, facts = simulate_scan(scan, problems, seed=seed)
+            deltas = {p: z[f"delta_{p}"].astype(np.float32) * np.float32(z[f"scale_{p}"]) for p in meta["deltas"]}
+            return sim, meta["truth"], meta["facts"], deltas
+    sim, truth, facts, deltas = simulate_scan(scan, problems, seed=seed)
     # Quantise as the cache stores it, so that a first build and a cached rebuild are identical.
-    scale = max(float(np.abs(sim.data).max()) / 60000.0, 1e-12)  # float16 tops out at 65504
-    half = (sim.data / scale).astype(np.float16)
+    half, scale = _half(sim.data)
     sim = sim.replace(data=half.astype(np.float32) * np.float32(scale))
+    halves = {p: _half(d) for p, d in deltas.items()}
+    deltas = {p: h.astype(np.float32) * np.float32(sc) for p, (h, sc) in halves.items()}
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        meta = json.dumps({"truth": truth, "facts": facts, "sidecar": sim.sidecar}, default=_json_default)
+        meta = json.dumps({"truth": truth, "facts": facts, "sidecar": sim.sidecar, "deltas": list(deltas)},
+                          default=_json_default)
+        extra = {f"delta_{p}": h for p, (h, _) in halves.items()}
+        extra.update({f"scale_{p}": np.array(sc) for p, (_, sc) in halves.items()})
         tmp = path.with_suffix(".tmp.npz")
         np.savez_compressed(tmp, data=half, scale=np.array(scale), affine=sim.affine, bvals=sim.bvals,
-                            bvecs=sim.bvecs, meta=np.array(meta))
+                            bvecs=sim.bvecs, meta=np.array(meta), **extra)
         tmp.replace(path)
-    return sim, json.loads(json.dumps(truth, default=_json_default)), facts
+    return sim, json.loads(json.dumps(truth, default=_json_default)), facts, deltas
+
+
+def _half(data: np.ndarray) -> tuple[np.ndarray, float]:
+    """``data`` as float16 and the scale that maps it back (float16 tops out at 65504)."""
+    scale = max(float(np.abs(data).max()) / 60000.0, 1e-12) if data.size else 1.0
+    return (data / scale).astype(np.float16), scale
 
 
 def _json_default(value: Any) -> Any:
@@ -288,8 +338,11 @@ def build(
     """Write ``out_dir/images/*.png`` and ``out_dir/manifest.jsonl`` (one JSON object per
     question) plus ``build.json`` (the settings). Same settings, same bytes.
 
-    Manifest fields: ``id, image, question, answer, acq, findings, labels, severities,
-    injected, source, scanner, split, plane, slice, volume, original_volume, bval, seed``.
+    Manifest fields: ``id, image, question, answer, acq, findings, labels, detectability,
+    hidden, severities, injected, source, scanner, split, plane, slice, volume,
+    original_volume, bval, seed``. ``detectability`` is ``{problem: d'}`` of the
+    conspicuity-checked artifacts in the picture; ``hidden`` the problems that the geometric
+    rules alone would have labelled but that stay under the Rose criterion there.
     ``findings`` (``{problem: severity}`` or null) stands for ``lcid check`` results passed in
     with the picture; its problems are then labelled too (the answer is grounded in them).
     """
@@ -314,18 +367,26 @@ def build(
                 loaded[source] = load_source(source, settings=settings, cache=cache)
             rng = np.random.default_rng(scan_seed)
             problems = draw_problems(rng)
-            sim, truth, facts = cached_simulation(loaded[source], source, problems, seed=scan_seed, cache=cache)
+            sim, truth, facts, deltas = cached_simulation(loaded[source], source, problems, seed=scan_seed, cache=cache)
             s_axis, p_axis = slice_axis(sim), pe_axis(sim)
+            mask = object_mask(sim) if deltas else None
             injected = {e["problem"]: e["severity"] for e in truth["problems"]}
             for plane, index, volume in draw_views(sim, truth, rng, count=settings.views_per_scan):
                 if count >= settings.n:
                     break
                 axis = plane_axis(sim.affine, plane)
                 vol = sim.data[..., volume]
-                picture = render_slice(vol, sim.affine, plane=plane, index=index, limits=window_limits(vol))
+                limits = window_limits(vol)
+                picture = render_slice(vol, sim.affine, plane=plane, index=index, limits=limits)
                 name = f"images/{count:06d}.png"
                 save_png(picture, tmp / name)
-                view = SliceView(volume=volume, axis=axis, index=index, slice_axis=s_axis, pe_axis=p_axis)
+                seen = view_detectability(vol, {p: d[..., volume] for p, d in deltas.items()}, sim.affine,
+                                          plane=plane, index=index, limits=limits, mask=mask)
+                view = SliceView(volume=volume, axis=axis, index=index, slice_axis=s_axis, pe_axis=p_axis,
+                                 detectability=seen)
+                geometric = SliceView(volume=volume, axis=axis, index=index, slice_axis=s_axis, pe_axis=p_axis)
+                hidden = sorted(set(visible_labels(truth, geometric, acq_facts=None))
+                                - set(visible_labels(truth, view, acq_facts=None)))
                 for q in range(settings.questions_per_image):
                     with_acq = rng.random() < 0.6
                     # the stated table: the series' own, or (half the time) random counts and
@@ -350,6 +411,8 @@ def build(
                         "acq": acquisition_text(stated, style=variant) if with_acq else None,
                         "findings": findings,
                         "labels": list(labels),
+                        "detectability": seen,
+                        "hidden": [p for p in hidden if p not in labels],
                         "severities": severities,
                         "injected": injected,
                         "source": source,

@@ -11,14 +11,18 @@ from lcid.dwi.vocabulary import PROBLEM_IDS
 
 
 def manifest_counts(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]:
-    """Questions per labelled problem (``clean`` for none), severity, plane, scanner and split.
+    """Questions per labelled problem (``clean`` for none), severity, plane, scanner and split,
+    and (``hidden``) per problem the questions whose picture the geometric rules alone would
+    have labelled with it but where its mark stays under the Rose criterion
+    (:mod:`lcid.vlm.dwi.conspicuity`; empty for data sets built before that rule).
 
     >>> manifest_counts([{"labels": [], "severities": {}, "plane": "axial", "scanner": "x", "split": "train"}])["problem"]
     {'clean': 1}
     """
-    counts: dict[str, Counter] = {k: Counter() for k in ("problem", "severity", "plane", "scanner", "split")}
+    counts: dict[str, Counter] = {k: Counter() for k in ("problem", "severity", "plane", "scanner", "split", "hidden")}
     for r in rows:
         counts["problem"].update(r["labels"] or ["clean"])
+        counts["hidden"].update(r.get("hidden", []))
         counts["severity"].update(r.get("severities", {}).values() or ["none"])
         for key in ("plane", "scanner", "split"):
             counts[key][str(r[key])] += 1

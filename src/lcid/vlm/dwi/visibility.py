@@ -25,6 +25,13 @@ few_directions     never in the image; from the acquisition text when it is give
 gradient_table     never in the image; from the acquisition text when it reports zero or
                    non-unit b-vectors (flipped or permuted axes cannot be seen at all)
 =================  ==========================================================================
+
+These geometric rules are necessary, not sufficient. For ``ghosting``, ``spikes`` and
+``gibbs_ringing`` a picture is labelled only when, besides, their mark stands out from the
+picture's noise: the builder measures the detectability ``d'`` of the artifact's difference
+image in that rendered view and the label needs ``d' >= 5`` (Rose's criterion; see
+:mod:`lcid.vlm.dwi.conspicuity`). Before this rule the labels claimed faint ghosts under the
+noise floor of a diffusion-weighted volume and single stripes no reader could see.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lcid.simulate.artifacts.few_directions import ENOUGH_DIRECTIONS
+from lcid.vlm.dwi.conspicuity import CONSPICUITY_PROBLEMS, ROSE_K
 
 #: Signal lost (fraction) from which a dropout shows in a picture of that very slice.
 SLICE_PLANE_DROPOUT = 0.8
@@ -63,6 +71,10 @@ class SliceView:
         Voxel axis of the acquisition's slices.
     pe_axis
         Voxel axis of phase encoding (``None`` when unknown).
+    detectability
+        ``{problem: d'}`` of the injected artifacts in this rendered picture
+        (:func:`lcid.vlm.dwi.conspicuity.view_detectability`); ``None`` when not measured,
+        and then only the geometric rules decide (the labels of data sets built before).
     """
 
     volume: int
@@ -70,10 +82,23 @@ class SliceView:
     index: int
     slice_axis: int
     pe_axis: int | None
+    detectability: Mapping[str, float] | None = None
 
 
 def visible_in_image(entry: Mapping[str, Any], view: SliceView) -> bool:
-    """Whether the truth ``entry`` (``{"problem", "parameters", "where"}``) shows in ``view``."""
+    """Whether the truth ``entry`` (``{"problem", "parameters", "where"}``) shows in ``view``:
+    the geometric rule and, for :data:`CONSPICUITY_PROBLEMS` with a measured ``view``, the
+    Rose criterion ``d' >= ROSE_K``."""
+    if not geometrically_visible(entry, view):
+        return False
+    problem = entry["problem"]
+    if problem in CONSPICUITY_PROBLEMS and view.detectability is not None:
+        return float(view.detectability.get(problem, 0.0)) >= ROSE_K
+    return True
+
+
+def geometrically_visible(entry: Mapping[str, Any], view: SliceView) -> bool:
+    """The geometric rule of the module docstring's table alone (plane, volume, slice)."""
     problem = entry["problem"]
     params, where = entry.get("parameters", {}), entry.get("where", {})
     if problem in ("noise", "gibbs_ringing"):
