@@ -154,3 +154,21 @@ def test_stage_learning_rate_schedule(tmp_path):
     recipe.ldm.update(schedule="linear")
     with pytest.raises(InputError, match="schedule must be"):
         train_ldm(recipe, data=_blobs(8, 2))
+
+
+def test_ldm_on_posterior_means(tmp_path):
+    """``ldm.latents: mean`` trains stage 2 on ``mu`` only: the scale factor is 1/std of the means."""
+    from lcid.errors import InputError
+    from lcid.synth.training import encode_dataset
+
+    data = _blobs(8, 2)
+    recipe = _recipe(tmp_path, 2)
+    stage1 = load_model(train_autoencoder(recipe, data=data))
+    mu, sigma = encode_dataset(stage1, data)
+    assert float(sigma.abs().max()) > 0  # a KL posterior has noise that 'mean' leaves out
+    recipe.ldm.update(latents="mean")
+    model = load_model(train_ldm(recipe, data=data))
+    assert float(model.scale_factor) == pytest.approx(1 / float(mu.flatten().std()), rel=1e-4)
+    recipe.ldm.update(latents="mode")
+    with pytest.raises(InputError, match="ldm.latents"):
+        train_ldm(recipe, data=data)

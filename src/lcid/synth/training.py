@@ -206,6 +206,11 @@ def train_ldm(recipe: Recipe, *, data: ImageSet | None = None) -> Path:
             raise InputError("ldm.augment_copies is for unconditional data only")
         data = ImageSet(augmented_copies(data.images, augment, copies=copies, seed=recipe.seed))
     mu, sigma = encode_dataset(stage1, data)
+    latents = str(recipe.ldm.get("latents", "sample"))
+    if latents not in ("sample", "mean"):
+        raise InputError(f"ldm.latents must be sample or mean, not {latents!r}")
+    if latents == "mean":  # train on the posterior means only (no KL sampling noise in the latents)
+        sigma = torch.zeros_like(sigma)
     scale = latent_scale_factor(mu, sigma, seed=recipe.seed)
     torch.manual_seed(recipe.seed)
     model = SynthModel(
