@@ -65,6 +65,9 @@ def noise_sigma(image: np.ndarray, mask: np.ndarray | None = None) -> float:
     >>> round(noise_sigma(rng.normal(0, 0.1, (128, 128)) + np.linspace(0, 1, 128)), 2)
     0.1
     """
+    # Written here rather than skimage.restoration.estimate_sigma (wavelet MAD over the whole
+    # picture): the estimate must be restricted to the object, since the clipped, near-zero
+    # background of a rendered DWI slice carries almost no noise; estimate_sigma takes no mask.
     image = np.asarray(image, dtype=np.float64)
     if image.ndim != 2 or min(image.shape) < 3:
         raise ValueError(f"noise_sigma needs a 2D image of at least 3x3 pixels, not {image.shape}")
