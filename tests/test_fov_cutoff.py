@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
 from lcid.dwi.context import build_context
 from lcid.dwi.problems import fov_cutoff
 from lcid.io.scan import DWIScan
-from tests.conftest import REAL_SERIES, make_scan, real_scan as _real
+from tests.conftest import REAL_SERIES, make_scan
+from tests.conftest import real_scan as _real
 
 SHAPE = (32, 32, 40)
 STEP = 2.0
@@ -147,7 +147,7 @@ def test_real_series(name):
 
 @pytest.mark.integration
 def test_real_full_brain_cropped_at_the_vertex():
-    scan, context = _real("philips_elition")  # brain ends at slice 79 of 82 (2 mm)
+    scan, _ = _real("philips_elition")  # brain ends at slice 79 of 82 (2 mm)
     keep = 80 - 6  # 12 mm of vertex removed
     cropped = scan.replace(data=np.ascontiguousarray(scan.data[:, :, :keep]))
     finding = fov_cutoff.detect(cropped, build_context(cropped))

@@ -9,9 +9,8 @@ import pytest
 
 from lcid.dwi.context import build_context
 from lcid.dwi.problems import gibbs_ringing
-from tests.conftest import REAL_SERIES, make_scan, real_scan as _real
-
-
+from tests.conftest import REAL_SERIES, make_scan
+from tests.conftest import real_scan as _real
 
 
 @lru_cache(maxsize=1)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
 from lcid.dwi.context import build_context
 from lcid.dwi.problems import gradient_table
 from lcid.io.scan import DWIScan
-from tests.conftest import REAL_SERIES, fibonacci_directions, real_scan as _real
-
-
+from tests.conftest import REAL_SERIES, fibonacci_directions
+from tests.conftest import real_scan as _real
 
 
 def _diagonal_band_scan(shape=(32, 32, 12), n_dirs=30, seed=0) -> DWIScan:

@@ -7,10 +7,10 @@ import pytest
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
-from tests.conftest import make_scan
 from lcid.dwi.context import build_context
 from lcid.dwi.problems import motion
 from lcid.io.scan import DWIScan
+from tests.conftest import make_scan
 
 VOX = 3.0
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
 from lcid.dwi.context import build_context
 from lcid.dwi.problems import noise
-from tests.conftest import REAL_SERIES, make_scan, real_scan as _real
-
-
+from tests.conftest import REAL_SERIES, make_scan
+from tests.conftest import real_scan as _real
 
 
 @pytest.mark.parametrize(

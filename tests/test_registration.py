@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
 from lcid.dwi.check import detector
 from lcid.dwi.context import build_context
 from lcid.dwi.gradients import shells
-from lcid.dwi.registration import SeriesAlignment, align_series, fit_eddy, object_contrast, volume_groups
-from tests.conftest import REAL_SERIES, real_scan as _real
+from lcid.dwi.registration import (
+    SeriesAlignment,
+    align_series,
+    fit_eddy,
+    object_contrast,
+    volume_groups,
+)
+from tests.conftest import REAL_SERIES
+from tests.conftest import real_scan as _real
 from tests.test_motion import move, textured_scan
 
 

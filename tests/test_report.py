@@ -95,7 +95,7 @@ def test_report_is_valid_self_contained_html(report_with_evidence):
     assert html.startswith("<!DOCTYPE html>") and not parser.errors and not parser.stack
     assert 'class="summary"' in html and "<table" in html
     for url in parser.urls:  # only inline images and in-page anchors
-        assert url.startswith("data:image/png;base64,") or url.startswith("#"), url[:60]
+        assert url.startswith(("data:image/png;base64,", "#")), url[:60]
     assert not re.search(r"(src|href)\s*=\s*[\"']?\s*(https?:)?//", html)
     assert "@import" not in html and "url(" not in html
     assert "check &lt;sub-01&gt;" in html and "&lt;check&gt;" in html  # title and warnings escaped

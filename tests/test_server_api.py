@@ -16,7 +16,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from lcid.server.app import ServerConfig, create_app
-
 from tests.conftest import REAL_SERIES, make_scan
 
 

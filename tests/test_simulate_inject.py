@@ -9,14 +9,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import REAL_SERIES
 from lcid.cli import app
-from lcid.io.nifti import save_dwi
 from lcid.dwi.severity import grade
 from lcid.errors import InputError
-from lcid.io.nifti import load_dwi
+from lcid.io.nifti import load_dwi, save_dwi
 from lcid.simulate import inject, make_phantom
 from lcid.simulate.artifacts import realised_magnitude
+from tests.conftest import REAL_SERIES
 
 
 @pytest.fixture(scope="module")

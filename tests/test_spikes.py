@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
 from lcid.dwi.context import build_context
 from lcid.dwi.problems import spikes
 from lcid.io.scan import DWIScan
-from tests.conftest import REAL_SERIES, make_scan, real_scan as _real
-
-
+from tests.conftest import REAL_SERIES, make_scan
+from tests.conftest import real_scan as _real
 
 
 def _with_spikes(scan: DWIScan, pairs, *, strength: float = 0.5, k=(9, 6)) -> DWIScan:

@@ -10,7 +10,13 @@ import torch
 
 from lcid.errors import InputError
 from lcid.vlm.config import VLMConfig
-from lcid.vlm.dwi.calibrate import best_threshold, calibrate, choose_thresholds, f1_at, validation_rows
+from lcid.vlm.dwi.calibrate import (
+    best_threshold,
+    calibrate,
+    choose_thresholds,
+    f1_at,
+    validation_rows,
+)
 from lcid.vlm.dwi.training import scan_holdout
 from lcid.vlm.model import DEFAULT_THRESHOLD, THRESHOLDS_FILE, FlamingoVLM
 from lcid.vlm.predict import Prediction, detected
@@ -28,7 +34,7 @@ def tokenizer():
 
 def test_log_spectrum_finds_a_k_space_spike():
     # a spike in k-space is a stripe pattern in the image: one bright pair in the spectrum
-    y, x = np.mgrid[0:32, 0:32]
+    x = np.mgrid[0:32, 0:32][1]
     stripes = 0.5 + 0.4 * np.cos(2 * np.pi * 5 * x / 32)
     spectrum = log_spectrum(torch.tensor(stripes, dtype=torch.float32)[None, None])[0, 0]
     assert spectrum.shape == (32, 32)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -83,7 +85,13 @@ def test_save_load_bit_identical(tokenizer, tmp_path):
 
 
 def test_hf_backbones_from_tiny_offline_configs(tokenizer, tmp_path, monkeypatch):
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast, ViTConfig, ViTModel
+    from transformers import (
+        GPT2Config,
+        GPT2LMHeadModel,
+        PreTrainedTokenizerFast,
+        ViTConfig,
+        ViTModel,
+    )
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     vit = ViTModel(ViTConfig(image_size=32, patch_size=8, num_channels=3, hidden_size=24, num_hidden_layers=1,
@@ -109,9 +117,9 @@ def test_hf_backbones_from_tiny_offline_configs(tokenizer, tmp_path, monkeypatch
 
 
 def test_prompt_polar_and_schedule():
+    from lcid.train.schedule import lr_factor
     from lcid.vlm.predict import is_polar_question
     from lcid.vlm.prompt import build_prompt
-    from lcid.train.schedule import lr_factor
 
     assert is_polar_question("Is there a pneumothorax?") and is_polar_question("does the liver look normal")
     assert not is_polar_question("Is this a CT or an MRI?") and not is_polar_question("Where is the mass?")
@@ -122,7 +130,7 @@ def test_prompt_polar_and_schedule():
                       "question: what is wrong? answer:")
     factors = [lr_factor(s, warmup=10, total=100, schedule="cosine") for s in range(101)]
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
-    assert all(a >= b for a, b in zip(factors[10:], factors[11:], strict=False)) and factors[100] == pytest.approx(0.05)
+    assert all(a >= b for a, b in itertools.pairwise(factors[10:])) and factors[100] == pytest.approx(0.05)
 
 
 def test_final_answer_rules():

@@ -60,10 +60,9 @@ def server() -> Iterator[str]:
     try:
         deadline = time.monotonic() + 60
         while True:
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{base}/api/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
+            with contextlib.suppress(OSError), urllib.request.urlopen(f"{base}/api/health", timeout=2) as response:
+                if response.status == 200:
+                    break
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"lcid serve did not start: {process.stdout.read() if process.stdout else ''}")
             time.sleep(0.3)

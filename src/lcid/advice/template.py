@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 UNKNOWN = "unknown"
-_OPTIONAL = re.compile(r"\[\[(.*?)\]\]", re.S)
+_OPTIONAL = re.compile(r"\[\[(.*?)\]\]", re.DOTALL)
 
 
 class _Missing(Exception):

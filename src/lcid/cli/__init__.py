@@ -56,7 +56,7 @@ def command_group(parent: typer.Typer, name: str, help_text: str) -> typer.Typer
     return group
 
 
-from lcid.cli import check, data, demo, serve, simulate, synth, vlm  # noqa: E402
+from lcid.cli import check, data, demo, serve, simulate, synth, vlm
 
 for _module in (check, demo, simulate, vlm, data, synth, serve):
     _module.register(app)

@@ -111,7 +111,11 @@ def eval_synth_command(
         synth = load_model(model)
         d = synth.meta.get("data", {})
         kind = d.get("kind", "pneumoniamnist")
-        opts = dict(size=int(d.get("size", 32)), voxel_mm=tuple(d.get("voxel_mm", (2, 2, 2))), shape=tuple(d.get("shape", (64, 64, 64))))
+        opts = {
+            "size": int(d.get("size", 32)),
+            "voxel_mm": tuple(d.get("voxel_mm", (2, 2, 2))),
+            "shape": tuple(d.get("shape", (64, 64, 64))),
+        }
         if kind == "pneumoniamnist":
             train, test = load_dataset(kind, data, split="train", **opts), load_dataset(kind, data, split="test", **opts)
         else:

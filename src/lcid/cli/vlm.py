@@ -123,9 +123,9 @@ def eval_vqa_command(
 ) -> None:
     """Score a model on the test split: accuracy (closed/open/overall), BLEU, embedding similarity."""
     from lcid.cli import fail
+    from lcid.io.atomic import atomic_write_text
     from lcid.io.vqa import read_vqa_split
     from lcid.vlm.evaluate import evaluate
-    from lcid.io.atomic import atomic_write_text
     from lcid.vlm.inference import load_model, resolve_model
     from lcid.vlm.model_card import EVALUATION_FILE, write_model_card
 

@@ -470,7 +470,7 @@ class _Linearised:
     scale: np.ndarray
 
     def merged(self, other: _Linearised, take: np.ndarray) -> _Linearised:
-        pick = lambda a, b: np.where(take.reshape((-1,) + (1,) * (a.ndim - 1)), b, a)  # noqa: E731
+        pick = lambda a, b: np.where(take.reshape((-1,) + (1,) * (a.ndim - 1)), b, a)
         return _Linearised(*(pick(a, b) for a, b in zip(
             (self.cost, self.hess, self.rhs, self.scale), (other.cost, other.hess, other.rhs, other.scale), strict=True
         )))

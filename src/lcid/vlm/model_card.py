@@ -25,10 +25,12 @@ def render_model_card(cfg: VLMConfig, training: dict[str, Any] | None, evaluatio
         "",
         "# lcid Flamingo-style vision-language model",
         "",
-        f"Vision encoder `{cfg.vision}` ({cfg.image_size} px grey input) -> perceiver resampler "
-        f"({cfg.n_latents} latents) -> tanh-gated cross-attention every {cfg.cross_attn_every} block(s) of the "
-        f"language model `{cfg.language}` ({cfg.n_layers} layers, width {cfg.dim} when built in); "
-        f"classification head `{cfg.head}` over {len(cfg.head_labels)} labels.",
+        (
+            f"Vision encoder `{cfg.vision}` ({cfg.image_size} px grey input) -> perceiver resampler "
+            f"({cfg.n_latents} latents) -> tanh-gated cross-attention every {cfg.cross_attn_every} block(s) of the "
+            f"language model `{cfg.language}` ({cfg.n_layers} layers, width {cfg.dim} when built in); "
+            f"classification head `{cfg.head}` over {len(cfg.head_labels)} labels."
+        ),
         "",
         "Use: `lcid ask IMAGE --model DIR --question TEXT` or `lcid.vlm.inference.ask(image, question=..., model=DIR)`.",
         "Research software: not a medical device, not for diagnosis.",

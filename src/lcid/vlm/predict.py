@@ -177,8 +177,10 @@ def _head(
 
 #: First words of English polar (yes/no) questions.
 _POLAR_STARTS = frozenset(
-    "is are was were does do did can could has have had will would should shall may might am isn't aren't "
-    "doesn't don't wasn't".split()
+    [
+        "is", "are", "was", "were", "does", "do", "did", "can", "could", "has", "have", "had", "will",
+        "would", "should", "shall", "may", "might", "am", "isn't", "aren't", "doesn't", "don't", "wasn't",
+    ]
 )
 
 

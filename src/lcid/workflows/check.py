@@ -156,7 +156,7 @@ def check_inputs(
         for index, (label, scan) in enumerate(zip(labels, scans, strict=True)):
             with console.status(f"[bold]checking {label}[/]") as status:
                 context = build_context(scan, anatomy=anatomy)
-                findings = run_check(scan, context=context, progress=lambda p: status.update(f"checking {label}: {p}"))
+                findings = run_check(scan, context=context, progress=lambda p, label=label: status.update(f"checking {label}: {p}"))
             if index in partners:
                 extra = {"reverse_pe_pair": True, "reverse_pe_partner": labels[partners[index]]}
                 findings = dataclasses.replace(findings, input={**findings.input, **extra})

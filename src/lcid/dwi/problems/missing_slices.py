@@ -105,7 +105,7 @@ def detect(scan: DWIScan, context: CheckContext) -> Finding:
     means, area = slice_means(data, mask)
     scored = (area >= MIN_BRAIN_FRACTION * max(int(area.max()), 1)) & (area >= MIN_SLICE_VOXELS)
     scored[[0, -1]] = False
-    n_vol, n_slices = means.shape
+    n_slices = means.shape[1]
     groups = multiband_groups(n_slices, scan.sidecar)
     b0 = set(context.b0_volumes)
     shells = [[v for v in s.volumes if v not in b0] for s in context.shells]

@@ -37,6 +37,7 @@ from lcid.errors import InputError
 from lcid.io.atomic import atomic_dir
 from lcid.io.scan import DWIScan
 from lcid.simulate.anatomy import object_mask, pe_axis, slice_axis
+from lcid.vlm.dwi.conspicuity import CONSPICUITY_PROBLEMS, view_detectability
 from lcid.vlm.dwi.text import (
     QUESTIONS,
     acquisition_facts,
@@ -45,7 +46,6 @@ from lcid.vlm.dwi.text import (
     random_acquisition,
     reference_answer,
 )
-from lcid.vlm.dwi.conspicuity import CONSPICUITY_PROBLEMS, view_detectability
 from lcid.vlm.dwi.visibility import SliceView, visible_labels
 from lcid.vlm.render import PLANES, plane_axis, render_slice, save_png, window_limits
 

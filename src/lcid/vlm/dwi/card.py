@@ -38,8 +38,8 @@ def render_dwi_card(cfg: VLMConfig, training: dict[str, Any] | None, evaluation:
                   "| metric | value |", "| --- | --- |",
                   f"| questions | {evaluation['n']} |",
                   f"| macro F1, image-visible problems, head at 0.5 | {head['macro_f1']:.3f} |",
-                  *([f"| macro F1, image-visible problems, head at the saved thresholds | "
-                      f"{evaluation['head_calibrated']['image_visible']['macro_f1']:.3f} |"]
+                  *([(f"| macro F1, image-visible problems, head at the saved thresholds | "
+                       f"{evaluation['head_calibrated']['image_visible']['macro_f1']:.3f} |")]
                     if "head_calibrated" in evaluation else []),
                   f"| macro F1, image-visible problems, generated text | {text_scores['macro_f1']:.3f} |",
                   f"| BLEU-4 | {evaluation['bleu4']:.3f} |"]
