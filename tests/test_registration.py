@@ -8,13 +8,7 @@ import pytest
 from lcid.dwi.check import detector
 from lcid.dwi.context import build_context
 from lcid.dwi.gradients import shells
-from lcid.dwi.registration import (
-    SeriesAlignment,
-    align_series,
-    fit_eddy,
-    object_contrast,
-    volume_groups,
-)
+from lcid.dwi.registration import SeriesAlignment, align_series, fit_eddy, object_contrast, volume_groups
 from tests.conftest import REAL_SERIES
 from tests.conftest import real_scan as _real
 from tests.test_motion import move, textured_scan

@@ -9,12 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from lcid.synth.conditioning import (
-    NULL_FILL,
-    context_for,
-    drop_conditions,
-    parse_condition,
-)
+from lcid.synth.conditioning import NULL_FILL, context_for, drop_conditions, parse_condition
 from lcid.synth.data import ImageSet
 from lcid.synth.model import SynthModel, load_model
 from lcid.synth.recipe import Recipe

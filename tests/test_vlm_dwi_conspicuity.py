@@ -7,12 +7,7 @@ import pytest
 
 from lcid.simulate.phantom import make_phantom
 from lcid.vlm.dwi.build import artifact_mark
-from lcid.vlm.dwi.conspicuity import (
-    ROSE_K,
-    detectability,
-    noise_sigma,
-    view_detectability,
-)
+from lcid.vlm.dwi.conspicuity import ROSE_K, detectability, noise_sigma, view_detectability
 from lcid.vlm.dwi.visibility import SliceView, visible_labels
 from lcid.vlm.render import plane_axis, window_limits
 

@@ -11,13 +11,7 @@ from typer.testing import CliRunner
 
 from lcid.cli import app
 from lcid.dwi.vocabulary import PROBLEM_IDS
-from lcid.vlm.dwi.build import (
-    BuildSettings,
-    build,
-    check_findings,
-    read_manifest,
-    split_of,
-)
+from lcid.vlm.dwi.build import BuildSettings, build, check_findings, read_manifest, split_of
 from lcid.vlm.dwi.text import (
     QUESTIONS,
     acquisition_facts,
@@ -26,13 +20,7 @@ from lcid.vlm.dwi.text import (
     random_acquisition,
     reference_answer,
 )
-from lcid.vlm.dwi.visibility import (
-    IMAGE_VISIBLE,
-    INVISIBLE,
-    TEXT_VISIBLE,
-    SliceView,
-    visible_labels,
-)
+from lcid.vlm.dwi.visibility import IMAGE_VISIBLE, INVISIBLE, TEXT_VISIBLE, SliceView, visible_labels
 
 AXIAL, CORONAL = 2, 1
 

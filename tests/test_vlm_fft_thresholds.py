@@ -10,13 +10,7 @@ import torch
 
 from lcid.errors import InputError
 from lcid.vlm.config import VLMConfig
-from lcid.vlm.dwi.calibrate import (
-    best_threshold,
-    calibrate,
-    choose_thresholds,
-    f1_at,
-    validation_rows,
-)
+from lcid.vlm.dwi.calibrate import best_threshold, calibrate, choose_thresholds, f1_at, validation_rows
 from lcid.vlm.dwi.training import scan_holdout
 from lcid.vlm.model import DEFAULT_THRESHOLD, THRESHOLDS_FILE, FlamingoVLM
 from lcid.vlm.predict import Prediction, detected

@@ -85,13 +85,7 @@ def test_save_load_bit_identical(tokenizer, tmp_path):
 
 
 def test_hf_backbones_from_tiny_offline_configs(tokenizer, tmp_path, monkeypatch):
-    from transformers import (
-        GPT2Config,
-        GPT2LMHeadModel,
-        PreTrainedTokenizerFast,
-        ViTConfig,
-        ViTModel,
-    )
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast, ViTConfig, ViTModel
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     vit = ViTModel(ViTConfig(image_size=32, patch_size=8, num_channels=3, hidden_size=24, num_hidden_layers=1,

@@ -11,19 +11,8 @@ import torch
 from lcid.errors import InputError
 from lcid.io.vqa import VQASample
 from lcid.train.schedule import lr_factor
-from lcid.vlm.augment import (
-    AugmentParams,
-    AugmentSettings,
-    apply_augment,
-    draw_params,
-    random_augment,
-)
-from lcid.vlm.aux_targets import (
-    MODALITY_WORDS,
-    aux_target_table,
-    image_attributes,
-    named_values,
-)
+from lcid.vlm.augment import AugmentParams, AugmentSettings, apply_augment, draw_params, random_augment
+from lcid.vlm.aux_targets import MODALITY_WORDS, aux_target_table, image_attributes, named_values
 from lcid.vlm.config import VLMConfig
 from lcid.vlm.data import VLMDataset, VLMExample
 from lcid.vlm.model import FlamingoVLM

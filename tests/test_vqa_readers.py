@@ -7,13 +7,7 @@ import json
 import pytest
 
 from lcid.errors import InputError
-from lcid.io.vqa import (
-    normalize_answer,
-    read_slake,
-    read_vqa_med,
-    read_vqa_rad,
-    read_vqa_split,
-)
+from lcid.io.vqa import normalize_answer, read_slake, read_vqa_med, read_vqa_rad, read_vqa_split
 from tests.conftest import SHARED_DATA
 
 VQA_RAD = SHARED_DATA / "vqa_rad"

@@ -28,8 +28,9 @@ class Recipe:
     ``augment`` (see :class:`lcid.synth.augment.AugmentSpec`) switches on random augmentation of
     stage-1 training images; ``ldm.augment_copies`` adds that many augmented copies of each image
     to the stage-2 latents; ``ldm.latents`` is ``sample`` (default: ``mu + sigma * noise`` of the KL
-posterior, drawn anew each step) or ``mean`` (``mu`` only). ``schedule`` (``constant`` or ``cosine``) and ``warmup_steps`` of a
-    stage set its learning-rate schedule (:mod:`lcid.train.schedule`).
+    posterior, drawn anew each step) or ``mean`` (``mu`` only). ``schedule`` (``constant`` or
+    ``cosine``) and ``warmup_steps`` of a stage set its learning-rate schedule
+    (:mod:`lcid.train.schedule`).
     """
 
     out_dir: str

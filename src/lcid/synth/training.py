@@ -197,6 +197,9 @@ def train_ldm(recipe: Recipe, *, data: ImageSet | None = None) -> Path:
         )
     if spec.conditioning == "class" and data.labels is None:
         raise InputError("class conditioning needs labels in the data")
+    latents = str(recipe.ldm.get("latents", "sample"))
+    if latents not in ("sample", "mean"):
+        raise InputError(f"ldm.latents must be sample or mean, not {latents!r}")
     copies = int(recipe.ldm.get("augment_copies", 0))
     if copies > 0:
         augment = recipe.augment_spec()
@@ -206,9 +209,6 @@ def train_ldm(recipe: Recipe, *, data: ImageSet | None = None) -> Path:
             raise InputError("ldm.augment_copies is for unconditional data only")
         data = ImageSet(augmented_copies(data.images, augment, copies=copies, seed=recipe.seed))
     mu, sigma = encode_dataset(stage1, data)
-    latents = str(recipe.ldm.get("latents", "sample"))
-    if latents not in ("sample", "mean"):
-        raise InputError(f"ldm.latents must be sample or mean, not {latents!r}")
     if latents == "mean":  # train on the posterior means only (no KL sampling noise in the latents)
         sigma = torch.zeros_like(sigma)
     scale = latent_scale_factor(mu, sigma, seed=recipe.seed)

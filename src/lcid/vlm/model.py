@@ -24,26 +24,13 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
 from lcid.errors import InputError
+from lcid.io.atomic import atomic_write_text
 from lcid.vlm.config import VLMConfig
-from lcid.vlm.gated_cross_attention import (
-    ConditionedDecoderLayer,
-    GatedCrossAttentionBlock,
-)
-from lcid.vlm.language import (
-    causal_lm_from_hf_config,
-    decoder_layers,
-    hidden_size,
-    load_hf_causal_lm,
-    small_gpt2,
-)
+from lcid.vlm.gated_cross_attention import ConditionedDecoderLayer, GatedCrossAttentionBlock
+from lcid.vlm.language import causal_lm_from_hf_config, decoder_layers, hidden_size, load_hf_causal_lm, small_gpt2
 from lcid.vlm.resampler import PerceiverResampler
 from lcid.vlm.tokenizer import VLMTokenizer
-from lcid.vlm.vision import (
-    HFVisionEncoder,
-    SmallCNN,
-    load_hf_vision,
-    vision_from_hf_config,
-)
+from lcid.vlm.vision import HFVisionEncoder, SmallCNN, load_hf_vision, vision_from_hf_config
 
 #: Per-label decision thresholds of a multi-label head, saved beside the weights.
 THRESHOLDS_FILE = "thresholds.json"
@@ -269,8 +256,6 @@ class FlamingoVLM(
 
 def write_thresholds(folder: Path, thresholds: Mapping[str, float], record: Mapping[str, Any] | None = None) -> Path:
     """Write ``thresholds.json`` (``{"default", "thresholds", "record"}``) into a model folder."""
-    from lcid.io.atomic import atomic_write_text
-
     path = Path(folder) / THRESHOLDS_FILE
     data = {"default": DEFAULT_THRESHOLD, "thresholds": {k: round(float(v), 4) for k, v in thresholds.items()},
             "record": dict(record or {})}

@@ -28,12 +28,7 @@ import numpy as np
 
 from lcid.dwi.context import CheckContext
 from lcid.dwi.finding import Finding
-from lcid.dwi.gradients import (
-    B0_THRESHOLD,
-    SHELL_TOLERANCE,
-    coverage,
-    effective_directions,
-)
+from lcid.dwi.gradients import B0_THRESHOLD, SHELL_TOLERANCE, coverage, effective_directions
 from lcid.dwi.severity import confidence, grade
 from lcid.io.scan import DWIScan
 

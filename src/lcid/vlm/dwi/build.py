@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -384,7 +384,7 @@ def build(
                                           plane=plane, index=index, limits=limits, mask=mask)
                 view = SliceView(volume=volume, axis=axis, index=index, slice_axis=s_axis, pe_axis=p_axis,
                                  detectability=seen)
-                geometric = SliceView(volume=volume, axis=axis, index=index, slice_axis=s_axis, pe_axis=p_axis)
+                geometric = replace(view, detectability=None)
                 hidden = sorted(set(visible_labels(truth, geometric, acq_facts=None))
                                 - set(visible_labels(truth, view, acq_facts=None)))
                 for q in range(settings.questions_per_image):

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from lcid.errors import InputError
+from lcid.vlm.dwi.build import read_manifest
+from lcid.vlm.dwi.evaluate import predict_rows
 from lcid.vlm.model import DEFAULT_THRESHOLD, FlamingoVLM
 
 #: Candidate thresholds: a coarse grid, so that a small validation set cannot pick a
@@ -98,8 +100,6 @@ def calibrate(
     ``source`` says which rows these are (saved in the thresholds' record). Refuses rows from
     the ``test`` split. Returns the record: per-problem choices and the number of questions.
     """
-    from lcid.vlm.dwi.evaluate import predict_rows
-
     if not rows:
         raise InputError("no validation rows to choose thresholds on")
     if any(r.get("split") == "test" for r in rows):
@@ -128,8 +128,6 @@ def validation_rows(
     that whole split of ``data_dir``, which must not be the data the model was fitted on (a
     set built with another seed). The ``test`` split is refused.
     """
-    from lcid.vlm.dwi.build import read_manifest
-
     data = dict((training or {}).get("data") or {})
     same_data = bool(data.get("dir")) and Path(str(data["dir"])).resolve() == Path(data_dir).resolve()
     if split is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -16,7 +16,7 @@ from lcid.vlm.dwi.text import problems_named
 from lcid.vlm.dwi.visibility import IMAGE_VISIBLE, TEXT_VISIBLE
 from lcid.vlm.image import load_image, to_model_input
 from lcid.vlm.model import FlamingoVLM
-from lcid.vlm.predict import Prediction, predict
+from lcid.vlm.predict import Prediction, detected, predict
 from lcid.vlm.prompt import DEFAULT_QUESTION, build_prompt
 
 #: Fixed head probability at or above which a problem counts as named (the "fixed" scores;
@@ -68,12 +68,9 @@ def predict_rows(
     return out
 
 
-def head_labels(
-    prediction: Prediction, *, threshold: float = THRESHOLD, thresholds: Mapping[str, float] | None = None
-) -> tuple[str, ...]:
-    """Problems the head gives at least their threshold: ``thresholds[label]`` where given, else ``threshold``."""
-    limits = thresholds or {}
-    return tuple(label for label, p in prediction.head if p >= limits.get(label, threshold))
+def head_labels(prediction: Prediction, *, threshold: float = THRESHOLD) -> tuple[str, ...]:
+    """Problems the head gives at least ``threshold``."""
+    return tuple(label for label, p in prediction.head if p >= threshold)
 
 
 def evaluate_dwi(
@@ -94,7 +91,7 @@ def evaluate_dwi(
     truth = [r["labels"] for r in rows]
     thresholds = {label: model.threshold(label) for label in model.cfg.head_labels}
     by_head = [head_labels(p) for p in predictions]
-    by_calibrated = [head_labels(p, thresholds=thresholds) for p in predictions]
+    by_calibrated = [detected(model, p) for p in predictions]
     by_text = [problems_named(p.generated) for p in predictions]
     result: dict[str, Any] = {"n": len(rows), "threshold": THRESHOLD, "thresholds": thresholds,
                               "thresholds_record": dict(model.thresholds_record),

@@ -22,11 +22,12 @@ from lcid.vlm.augment import AugmentSettings
 from lcid.vlm.config import VLMConfig
 from lcid.vlm.data import VLMDataset, VLMExample
 from lcid.vlm.dwi.build import read_manifest
+from lcid.vlm.dwi.calibrate import calibrate
 from lcid.vlm.dwi.card import write_dwi_card
 from lcid.vlm.dwi.scanner_augment import ScannerAugment, scanner_augment
 from lcid.vlm.dwi.text import QUESTIONS
 from lcid.vlm.image import load_image
-from lcid.vlm.model import FlamingoVLM
+from lcid.vlm.model import FlamingoVLM, write_thresholds
 from lcid.vlm.prompt import build_prompt
 from lcid.vlm.tokenizer import VLMTokenizer
 from lcid.vlm.training import VQATrainSettings, fit_and_save
@@ -126,9 +127,6 @@ def train_dwi(
     record = fit_and_save(model, tokenizer, dataset, settings, out_dir, command=command, data_record=data_record,
                           write_card=write_dwi_card)
     if validation:
-        from lcid.vlm.dwi.calibrate import calibrate
-        from lcid.vlm.model import write_thresholds
-
         trained = FlamingoVLM.from_pretrained(out_dir / "model")
         choice = calibrate(trained, validation, source=f"{data_dir}: {len(validation)} training-split questions "
                                                        "kept out of fitting")
