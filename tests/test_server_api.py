@@ -237,7 +237,7 @@ def fake_vlm(monkeypatch):
 
     module = types.ModuleType("lcid.vlm.inference")
     module.ask = ask
-    module.MODELS_DIR = Path("/nonexistent/lcid-models")
+    module.installed_models = list  # no model installed
     monkeypatch.setitem(sys.modules, "lcid.vlm.inference", module)
     return calls
 
@@ -282,14 +282,18 @@ def test_ask_bad_input(client: TestClient, fake_vlm) -> None:
 def test_models_lists_installed_and_prefers_dwi(client: TestClient, tmp_path: Path, monkeypatch) -> None:
     import lcid.vlm.inference
 
-    for name in ("pneumoniamnist", "vqa-rad", "broken"):
+    vlm_config = '{"vision": "cnn"}'
+    for name, config in (("pneumoniamnist", '{"autoencoder": {}}'), ("vqa-rad", vlm_config), ("broken", None)):
         (tmp_path / name).mkdir()
-        if name != "broken":
-            (tmp_path / name / "config.json").write_text("{}")
+        if config is not None:
+            (tmp_path / name / "config.json").write_text(config)
+    (tmp_path / "vqa-ensemble").mkdir()
+    (tmp_path / "vqa-ensemble" / "ensemble.json").write_text("{}")
     monkeypatch.setattr(lcid.vlm.inference, "MODELS_DIR", tmp_path)
-    assert client.get("/api/models").json() == {"models": ["pneumoniamnist", "vqa-rad"], "default": "vqa-rad"}
+    # the synthesis model is not a chat model; an ensemble folder is
+    assert client.get("/api/models").json() == {"models": ["vqa-ensemble", "vqa-rad"], "default": "vqa-rad"}
     (tmp_path / "dwi").mkdir()
-    (tmp_path / "dwi" / "config.json").write_text("{}")
+    (tmp_path / "dwi" / "config.json").write_text(vlm_config)
     assert client.get("/api/models").json()["default"] == "dwi"
     monkeypatch.setattr(lcid.vlm.inference, "MODELS_DIR", tmp_path / "none")
     assert client.get("/api/models").json() == {"models": [], "default": None}

@@ -1,4 +1,4 @@
-"""``lcid ask``, ``lcid train vqa``, ``lcid eval vqa``, ``lcid model push`` and ``lcid model calibrate``."""
+"""``lcid ask``, ``lcid train vqa``, ``lcid eval vqa``, ``lcid model push|calibrate|ensemble``."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ def register(app: typer.Typer) -> None:
     models = command_group(app, "model", "Manage saved models.")
     models.command("push")(push_command)
     models.command("calibrate")(calibrate_command)
+    models.command("ensemble")(ensemble_command)
 
 
 def acquisition_text(bval: Path, bvec: Path) -> str:
@@ -125,9 +126,10 @@ def eval_vqa_command(
     from lcid.cli import fail
     from lcid.io.atomic import atomic_write_text
     from lcid.io.vqa import read_vqa_split
+    from lcid.vlm.ensemble import VLMEnsemble
     from lcid.vlm.evaluate import evaluate
     from lcid.vlm.inference import load_model, resolve_model
-    from lcid.vlm.model_card import EVALUATION_FILE, write_model_card
+    from lcid.vlm.model_card import EVALUATION_FILE, write_ensemble_card, write_model_card
 
     try:
         vlm = load_model(model)
@@ -137,7 +139,10 @@ def eval_vqa_command(
         if record:
             folder = resolve_model(model)
             atomic_write_text(folder / EVALUATION_FILE, json.dumps(result, indent=2) + "\n")
-            write_model_card(folder, vlm.cfg)
+            if isinstance(vlm, VLMEnsemble):
+                write_ensemble_card(folder)
+            else:
+                write_model_card(folder, vlm.cfg)
     except InputError as exc:
         fail(str(exc))
     if json_out:
@@ -174,6 +179,23 @@ def push_command(
             raise InputError("give a REPO id to upload to, or --to-folder DIR")
     except InputError as exc:
         fail(str(exc))
+
+
+def ensemble_command(
+    members: list[Path] = typer.Argument(..., help="Two or more saved VQA model folders (same answer head)."),
+    out: Path = typer.Option(..., "--out", help="Ensemble folder to write."),
+) -> None:
+    """Combine trained VQA models into one ensemble folder: answers from their mean head probability."""
+    from lcid.cli import fail
+    from lcid.vlm.ensemble import build_ensemble
+    from lcid.vlm.model_card import write_ensemble_card
+
+    try:
+        folder = build_ensemble(members, out)
+        write_ensemble_card(folder)
+    except InputError as exc:
+        fail(str(exc))
+    typer.echo(f"ensemble of {len(members)} models saved to {folder}")
 
 
 def calibrate_command(

@@ -202,12 +202,10 @@ PREFERRED_MODELS = ("dwi", "vqa-rad")
 
 
 def installed_models() -> list[str]:
-    """Names of the shipped vision-language models (folders with a ``config.json``)."""
-    from lcid.vlm.inference import MODELS_DIR
+    """Names of the shipped vision-language models (:func:`lcid.vlm.inference.installed_models`)."""
+    from lcid.vlm.inference import installed_models as shipped
 
-    if not MODELS_DIR.is_dir():
-        return []
-    return sorted(p.name for p in MODELS_DIR.iterdir() if (p / "config.json").is_file())
+    return shipped()
 
 
 def default_model(names: list[str]) -> str | None:

@@ -5,30 +5,33 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import torch
+import numpy as np
 from tqdm.auto import tqdm
 
 from lcid.io.vqa import VQASample, normalize_answer
 from lcid.metrics.text import EMBEDDING_MODEL, corpus_bleu, embedding_cosine
 from lcid.metrics.vqa import accuracy, exact_match, grouped_accuracy, majority_answers
-from lcid.vlm.image import load_image, to_model_input
+from lcid.vlm.ensemble import VLMEnsemble, predict_images
+from lcid.vlm.image import load_image
 from lcid.vlm.model import FlamingoVLM
-from lcid.vlm.predict import Prediction, final_answer, predict
+from lcid.vlm.predict import Prediction, final_answer
 from lcid.vlm.prompt import build_prompt
 
 
-def predict_samples(model: FlamingoVLM, samples: Sequence[VQASample], *, batch_size: int = 32) -> list[Prediction]:
-    """Model predictions for every sample (images loaded once each)."""
-    cache: dict[str, torch.Tensor] = {}
+def predict_samples(
+    model: FlamingoVLM | VLMEnsemble, samples: Sequence[VQASample], *, batch_size: int = 32
+) -> list[Prediction]:
+    """Model (or ensemble) predictions for every sample (images loaded once each)."""
+    cache: dict[str, np.ndarray] = {}
     out: list[Prediction] = []
     for start in tqdm(range(0, len(samples), batch_size), desc="eval", leave=False):
         chunk = samples[start : start + batch_size]
         for s in chunk:
             key = str(s.image_path)
             if key not in cache:
-                cache[key] = to_model_input(load_image(s.image_path), size=model.cfg.image_size)
-        pixels = torch.stack([cache[str(s.image_path)] for s in chunk])
-        out += predict(model, pixels, [build_prompt(s.question) for s in chunk])
+                cache[key] = load_image(s.image_path)
+        images = [cache[str(s.image_path)] for s in chunk]
+        out += predict_images(model, images, [build_prompt(s.question) for s in chunk])
     return out
 
 
@@ -76,7 +79,7 @@ def score(
 
 
 def evaluate(
-    model: FlamingoVLM,
+    model: FlamingoVLM | VLMEnsemble,
     samples: Sequence[VQASample],
     *,
     train_samples: Sequence[VQASample] = (),

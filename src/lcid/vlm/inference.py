@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -11,9 +12,10 @@ import numpy as np
 import torch
 
 from lcid.errors import InputError
-from lcid.vlm.image import check_image, load_image, to_model_input
+from lcid.vlm.ensemble import ENSEMBLE_FILE, VLMEnsemble, predict_images
+from lcid.vlm.image import check_image, load_image
 from lcid.vlm.model import FlamingoVLM
-from lcid.vlm.predict import detected, final_answer, predict
+from lcid.vlm.predict import detected, final_answer
 from lcid.vlm.prompt import DEFAULT_QUESTION, build_prompt
 
 #: Shipped models: one folder per model name.
@@ -22,29 +24,46 @@ MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 #: Answers listed under ``problems`` for a multiclass (VQA) head.
 TOP_ANSWERS = 5
 
-_CACHE: dict[Path, FlamingoVLM] = {}
+_CACHE: dict[Path, FlamingoVLM | VLMEnsemble] = {}
 _LOCK = threading.Lock()
+
+
+def is_model_folder(path: Path) -> bool:
+    """Whether ``path`` holds a saved vision-language model or an ensemble of them."""
+    if (path / ENSEMBLE_FILE).is_file():
+        return True
+    try:
+        return "vision" in json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+
+
+def installed_models() -> list[str]:
+    """Names of the shipped vision-language models (other shipped models, e.g. synthesis ones, are left out)."""
+    return sorted(p.name for p in MODELS_DIR.iterdir() if is_model_folder(p)) if MODELS_DIR.is_dir() else []
 
 
 def resolve_model(model: str | Path) -> Path:
     """Folder of a shipped model name (``src/lcid/models/<name>``) or of a model directory."""
     path = Path(model)
-    if path.is_dir() and (path / "config.json").is_file():
+    if path.is_dir() and is_model_folder(path):
         return path.resolve()
     shipped = MODELS_DIR / str(model)
-    if shipped.is_dir() and (shipped / "config.json").is_file():
+    if shipped.is_dir() and is_model_folder(shipped):
         return shipped
-    names = sorted(p.name for p in MODELS_DIR.iterdir() if (p / "config.json").is_file()) if MODELS_DIR.is_dir() else []
-    raise InputError(f"model {model} is not installed (shipped models: {', '.join(names) or 'none'})")
+    raise InputError(f"model {model} is not installed (shipped models: {', '.join(installed_models()) or 'none'})")
 
 
-def load_model(model: str | Path) -> FlamingoVLM:
-    """Load (once per process) a model by shipped name or directory, in eval mode."""
+def load_model(model: str | Path) -> FlamingoVLM | VLMEnsemble:
+    """Load (once per process) a model or an ensemble by shipped name or directory, in eval mode."""
     folder = resolve_model(model)
     with _LOCK:
         if folder not in _CACHE:
             try:
-                loaded = FlamingoVLM.from_pretrained(str(folder))
+                if (folder / ENSEMBLE_FILE).is_file():
+                    loaded: FlamingoVLM | VLMEnsemble = VLMEnsemble.from_pretrained(folder)
+                else:
+                    loaded = FlamingoVLM.from_pretrained(str(folder))
             except (OSError, ValueError, RuntimeError) as exc:
                 raise InputError(f"cannot load model from {folder} ({exc.__class__.__name__})") from exc
             _CACHE[folder] = loaded.eval()
@@ -90,12 +109,11 @@ def ask(
         raise InputError("the question is empty")
     vlm = load_model(model)
     array = load_image(image) if isinstance(image, (str, Path)) else check_image(image)
-    pixels = to_model_input(array, size=vlm.cfg.image_size)[None]
     prompt = build_prompt(question, acq=acq, findings=findings, history=history)
     with torch.inference_mode():
         # a multiclass head gives the answer by itself: skip the generation it would not use
         generate = 0 if vlm.cfg.head == "multiclass" else vlm.cfg.answer_tokens
-        prediction = predict(vlm, pixels, [prompt], max_new_tokens=generate)[0]
+        prediction = predict_images(vlm, [array], [prompt], max_new_tokens=generate)[0]
     shown = TOP_ANSWERS if vlm.cfg.head == "multiclass" else len(prediction.head)
     result: dict[str, Any] = {
         "answer": final_answer(vlm, prediction, question=question),

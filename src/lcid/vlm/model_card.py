@@ -13,15 +13,21 @@ TRAINING_FILE = "training.json"
 EVALUATION_FILE = "evaluation.json"
 
 
+#: Hugging Face front matter of every card.
+FRONT_MATTER = [
+    "---",
+    "library_name: lcid",
+    "license: bsd-3-clause",
+    "tags: [vision-language, flamingo, medical-imaging, visual-question-answering, lcid]",
+    "pipeline_tag: visual-question-answering",
+    "---",
+]
+
+
 def render_model_card(cfg: VLMConfig, training: dict[str, Any] | None, evaluation: dict[str, Any] | None) -> str:
     """Markdown with Hugging Face front matter describing the model, its training and its scores."""
     lines = [
-        "---",
-        "library_name: lcid",
-        "license: bsd-3-clause",
-        "tags: [vision-language, flamingo, medical-imaging, visual-question-answering, lcid]",
-        "pipeline_tag: visual-question-answering",
-        "---",
+        *FRONT_MATTER,
         "",
         "# lcid Flamingo-style vision-language model",
         "",
@@ -36,22 +42,70 @@ def render_model_card(cfg: VLMConfig, training: dict[str, Any] | None, evaluatio
         "Research software: not a medical device, not for diagnosis.",
     ]
     if training:
-        lines += ["", "## Training", "", f"- command: `{training.get('command', '')}`",
-                  f"- seed: {training.get('seed')}", f"- data: {json.dumps(training.get('data', {}))}",
-                  f"- parameters: {training.get('parameters')}", f"- seconds: {training.get('seconds', 0):.0f}"]
-    if evaluation:
-        lines += ["", "## Evaluation (test split)", "", "| metric | value |", "| --- | --- |"]
-        for key in ("closed_accuracy", "open_accuracy", "overall_accuracy", "majority_baseline_closed",
-                    "majority_baseline_open", "majority_baseline_overall", "bleu1", "bleu4", "embedding_cosine"):
-            if key in evaluation:
-                lines.append(f"| {key} | {evaluation[key]:.3f} |")
-        lines += ["", "Caveat (VQA-RAD): every test image also occurs in the training split, with other questions."]
-    return "\n".join(lines) + "\n"
+        lines += ["", "## Training", "", *_training_lines(training)]
+    return "\n".join(lines + _evaluation_lines(evaluation)) + "\n"
+
+
+def render_ensemble_card(
+    record: dict[str, Any], members: list[tuple[VLMConfig, dict[str, Any] | None]], evaluation: dict[str, Any] | None
+) -> str:
+    """Card of an ensemble folder (:mod:`lcid.vlm.ensemble`): how it combines, each member's
+    architecture and training, and the ensemble's scores."""
+    lines = [
+        *FRONT_MATTER,
+        "",
+        f"# lcid ensemble of {len(members)} Flamingo-style vision-language models",
+        "",
+        (f"The answer is read from the {record.get('combine', 'mean head probability')} of the members "
+        f"(multiclass heads over the same {len(members[0][0].head_labels)} answers)."),
+        "",
+        "Use: `lcid ask IMAGE --model DIR --question TEXT` or `lcid.vlm.inference.ask(image, question=..., model=DIR)`.",
+        "Research software: not a medical device, not for diagnosis.",
+    ]
+    for name, (cfg, training) in zip(record["members"], members, strict=True):
+        lines += ["", f"## {name}", "",
+                  (f"Vision encoder `{cfg.vision}` ({cfg.image_size} px), {cfg.n_latents} latents, language model "
+                  f"`{cfg.language}` ({cfg.n_layers} layers, width {cfg.dim})."), ""]
+        lines += _training_lines(training) if training else ["(no training record)"]
+    return "\n".join(lines + _evaluation_lines(evaluation)) + "\n"
+
+
+def _training_lines(training: dict[str, Any]) -> list[str]:
+    return [f"- command: `{training.get('command', '')}`", f"- seed: {training.get('seed')}",
+            f"- data: {json.dumps(training.get('data', {}))}", f"- parameters: {training.get('parameters')}",
+            f"- seconds: {training.get('seconds', 0):.0f}"]
+
+
+def _evaluation_lines(evaluation: dict[str, Any] | None) -> list[str]:
+    if not evaluation:
+        return []
+    lines = ["", "## Evaluation (test split)", "", "| metric | value |", "| --- | --- |"]
+    for key in ("closed_accuracy", "open_accuracy", "overall_accuracy", "majority_baseline_closed",
+                "majority_baseline_open", "majority_baseline_overall", "bleu1", "bleu4", "embedding_cosine"):
+        if key in evaluation:
+            lines.append(f"| {key} | {evaluation[key]:.3f} |")
+    return [*lines, "", "Caveat (VQA-RAD): every test image also occurs in the training split, with other questions."]
 
 
 def write_model_card(folder: str | Path, cfg: VLMConfig) -> Path:
     """(Re)write ``README.md`` in a model folder from its ``training.json`` and ``evaluation.json``."""
     folder = Path(folder)
-    records = [json.loads((folder / name).read_text()) if (folder / name).is_file() else None
-               for name in (TRAINING_FILE, EVALUATION_FILE)]
-    return atomic_write_text(folder / "README.md", render_model_card(cfg, *records))
+    return atomic_write_text(folder / "README.md", render_model_card(cfg, _record(folder, TRAINING_FILE),
+                                                                     _record(folder, EVALUATION_FILE)))
+
+
+def write_ensemble_card(folder: str | Path) -> Path:
+    """(Re)write ``README.md`` of an ensemble folder from ``ensemble.json``, the members' configs and
+    ``training.json``, and the ensemble's ``evaluation.json``."""
+    from lcid.vlm.ensemble import read_record
+
+    folder = Path(folder)
+    record = read_record(folder)
+    members = [(VLMConfig.from_dict(json.loads((folder / name / "config.json").read_text())),
+                _record(folder / name, TRAINING_FILE)) for name in record["members"]]
+    return atomic_write_text(folder / "README.md",
+                             render_ensemble_card(record, members, _record(folder, EVALUATION_FILE)))
+
+
+def _record(folder: Path, name: str) -> dict[str, Any] | None:
+    return json.loads((folder / name).read_text()) if (folder / name).is_file() else None

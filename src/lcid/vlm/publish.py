@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from lcid.errors import InputError
+from lcid.vlm.ensemble import ENSEMBLE_FILE, VLMEnsemble
 from lcid.vlm.model import FlamingoVLM
 
 
 def push_to_folder(source: str | Path, target: str | Path) -> Path:
-    """Load the model (checking it is complete) and write it with ``save_pretrained`` to ``target``."""
+    """Load the model (checking it is complete) and write it with ``save_pretrained`` to ``target``;
+    an ensemble folder is checked the same way and copied whole."""
     from lcid.io.atomic import atomic_dir
 
+    if (Path(source) / ENSEMBLE_FILE).is_file():
+        VLMEnsemble.from_pretrained(source)
+        with atomic_dir(target) as tmp:
+            shutil.copytree(source, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".lcid-tmp-*"))
+        return Path(target)
     model = FlamingoVLM.from_pretrained(str(source))
     with atomic_dir(target) as tmp:
         model.save_pretrained(tmp, config=model.cfg.to_dict())
