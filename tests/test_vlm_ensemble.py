@@ -106,7 +106,7 @@ def test_cli_ensemble_of_the_shipped_model_asks_evaluates_and_publishes(tmp_path
     out = runner.invoke(app, ["model", "ensemble", shipped, shipped, "--out", str(tmp_path / "ens")])
     assert out.exit_code == 0, out.output
     card = (tmp_path / "ens" / "README.md").read_text()
-    assert "ensemble of 2" in card and "## member-1" in card and "command:" in card
+    assert "ensemble of 2" in card and "## member-1" in card and "command:" in card and "lcid model ensemble" in card
     image = SHARED_DATA / "vqa_rad" / "images" / "synpic54610.jpg"
     alone = ask(image, question="is this a ct scan?", model="vqa-rad")
     together = ask(image, question="is this a ct scan?", model=str(tmp_path / "ens"))

@@ -191,7 +191,8 @@ def ensemble_command(
     from lcid.vlm.model_card import write_ensemble_card
 
     try:
-        folder = build_ensemble(members, out)
+        command = " ".join(shlex.quote(str(a)) for a in ("lcid", "model", "ensemble", *members, "--out", out))
+        folder = build_ensemble(members, out, command=command)
         write_ensemble_card(folder)
     except InputError as exc:
         fail(str(exc))

@@ -135,11 +135,12 @@ def read_record(folder: Path) -> dict[str, Any]:
     return record
 
 
-def build_ensemble(sources: Sequence[str | Path], out: str | Path) -> Path:
+def build_ensemble(sources: Sequence[str | Path], out: str | Path, *, command: str = "") -> Path:
     """Copy saved model folders into an ensemble folder ``out``.
 
     Each source is loaded first (so a broken or mismatched member fails before anything is
     written) and copied whole: weights, config, tokenizer, ``training.json`` and card.
+    ``command`` (the command line that built it) is recorded in ``ensemble.json``.
     """
     from lcid.io.atomic import atomic_dir
 
@@ -154,7 +155,8 @@ def build_ensemble(sources: Sequence[str | Path], out: str | Path) -> Path:
             name = f"member-{i}"
             shutil.copytree(folder, tmp / name, ignore=shutil.ignore_patterns(".lcid-tmp-*"))
             names.append(name)
-        record = {"format": FORMAT_VERSION, "combine": COMBINE, "members": names, "sources": [str(f) for f in folders]}
+        record = {"format": FORMAT_VERSION, "combine": COMBINE, "members": names, "sources": [str(f) for f in folders],
+                  "command": command}
         (tmp / ENSEMBLE_FILE).write_text(json.dumps(record, indent=2) + "\n")
     return Path(out)
 

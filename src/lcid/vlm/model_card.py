@@ -62,6 +62,8 @@ def render_ensemble_card(
         "Use: `lcid ask IMAGE --model DIR --question TEXT` or `lcid.vlm.inference.ask(image, question=..., model=DIR)`.",
         "Research software: not a medical device, not for diagnosis.",
     ]
+    if record.get("command"):
+        lines += ["", f"Built with `{record['command']}` from the members' training runs below."]
     for name, (cfg, training) in zip(record["members"], members, strict=True):
         lines += ["", f"## {name}", "",
                   (f"Vision encoder `{cfg.vision}` ({cfg.image_size} px), {cfg.n_latents} latents, language model "
