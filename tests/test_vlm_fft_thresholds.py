@@ -1,4 +1,4 @@
-"""The Fourier-spectrum input channel and per-problem decision thresholds of the VLM."""
+"""The Fourier-spectrum and background-window input channels and per-problem decision thresholds of the VLM."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from lcid.vlm.dwi.training import scan_holdout
 from lcid.vlm.model import DEFAULT_THRESHOLD, THRESHOLDS_FILE, FlamingoVLM
 from lcid.vlm.predict import Prediction, detected
 from lcid.vlm.tokenizer import VLMTokenizer
-from lcid.vlm.vision import SmallCNN, log_spectrum
+from lcid.vlm.vision import SmallCNN, background_window, log_spectrum
 
 TINY = dict(image_size=32, cnn_channels=(4, 8), dim=32, n_layers=1, n_heads=2, n_latents=2, max_length=32,
             answer_tokens=4, dropout=0.0, head="multilabel", head_labels=("noise", "spikes", "ghosting"))
@@ -51,6 +51,43 @@ def test_fft_channel_is_off_for_old_configs_and_refused_with_hf_encoders():
     assert VLMConfig.from_dict({"vision": "cnn"}).fft_channel is False
     with pytest.raises(InputError, match="fft_channel"):
         FlamingoVLM(VLMConfig(vision="some/vit", vision_hf_config={"model_type": "vit"}, fft_channel=True).to_dict())
+
+
+def test_background_window_makes_a_faint_replica_plain():
+    picture = torch.zeros(1, 1, 16, 16)
+    picture[..., 4:12, 4:12] = 1.0  # the head
+    picture[..., 0:2, 4:12] = 0.03  # a replica at 3 % of the head's signal: 8 grey levels in 255
+    shown = background_window(picture, 0.1)
+    assert float(shown[..., 0, 5]) == pytest.approx(0.3) and float(shown[..., 8, 8]) == 1.0
+    assert float(shown[..., 8, 0]) == 0.0
+    with pytest.raises(InputError, match="background window"):
+        background_window(picture, 0.0)
+
+
+def test_background_window_channel_is_a_third_input_channel_and_off_by_default():
+    assert VLMConfig.from_dict({"vision": "cnn", "fft_channel": True}).background_window == 0.0
+    three = SmallCNN(channels=(4, 8), image_size=32, dropout=0.0, fft_channel=True, background_window=0.1)
+    two = SmallCNN(channels=(4, 8), image_size=32, dropout=0.0, background_window=0.1)
+    assert three.features[0].in_channels == 3 and two.features[0].in_channels == 2
+    pixels = torch.rand(2, 1, 32, 32)
+    assert three(pixels).shape == two(pixels).shape == (2, 64, 8)
+    # the window's channel matters: a change in the dark range alone changes the features
+    three.eval()
+    darker = pixels.clone()
+    darker[pixels < 0.1] *= 0.5
+    assert not torch.allclose(three(pixels), three(darker))
+    with pytest.raises(InputError, match="background_window"):
+        SmallCNN(channels=(4, 8), image_size=32, dropout=0.0, background_window=1.5)
+    with pytest.raises(InputError, match="background_window"):
+        FlamingoVLM(VLMConfig(vision="some/vit", vision_hf_config={"model_type": "vit"},
+                              background_window=0.1).to_dict())
+
+
+def test_background_window_model_saves_and_loads(tokenizer, tmp_path):
+    model = FlamingoVLM.build(VLMConfig(**TINY, fft_channel=True, background_window=0.1), tokenizer)
+    model.save_pretrained(tmp_path / "m", config=model.cfg.to_dict())
+    loaded = FlamingoVLM.from_pretrained(str(tmp_path / "m"))
+    assert loaded.cfg.background_window == 0.1 and loaded.vision.features[0].in_channels == 3
 
 
 def test_thresholds_saved_and_loaded_with_the_model(tokenizer, tmp_path):

@@ -58,6 +58,11 @@ class VLMConfig:
         the image (:func:`lcid.vlm.vision.log_spectrum`), where k-space artifacts (spikes,
         N/2 ghosts, truncation, missing high frequencies, a noise floor) are compact patterns.
         Off in models saved without it. Not available with a Hugging Face vision encoder.
+    background_window
+        When above 0, give the built-in CNN one more input channel: the image shown with the
+        window 0 to ``background_window`` (:func:`lcid.vlm.vision.background_window`), where a
+        faint ghost or stripes outside the head fill the range. 0 (off) in models saved without
+        it. Not available with a Hugging Face vision encoder.
     aux_labels
         Image-level auxiliary heads on the pooled image latents, as ``{name: class names}``
         (e.g. ``{"organ": ("abd", "chest", "head")}``); trained alongside the answers to
@@ -84,6 +89,7 @@ class VLMConfig:
     head_labels: tuple[str, ...] = field(default_factory=tuple)
     head_hidden: int = 0
     fft_channel: bool = False
+    background_window: float = 0.0
     aux_labels: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -65,10 +65,12 @@ class FlamingoVLM(
         self.thresholds_record: dict[str, Any] = {}
         if cfg.vision == "cnn":
             self.vision: nn.Module = SmallCNN(channels=cfg.cnn_channels, image_size=cfg.image_size,
-                                              dropout=cfg.dropout, fft_channel=cfg.fft_channel)
+                                              dropout=cfg.dropout, fft_channel=cfg.fft_channel,
+                                              background_window=cfg.background_window)
         else:
-            if cfg.fft_channel:
-                raise InputError("fft_channel needs the built-in CNN (vision: cnn), not a Hugging Face encoder")
+            if cfg.fft_channel or cfg.background_window:
+                raise InputError("fft_channel and background_window need the built-in CNN (vision: cnn), "
+                                 "not a Hugging Face encoder")
             self.vision = HFVisionEncoder(vision_from_hf_config(cfg.vision_hf_config or {}))
         if cfg.language == "gpt2-scratch":
             self.lm = small_gpt2(

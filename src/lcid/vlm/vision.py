@@ -2,7 +2,8 @@
 
 Both map a batch of single-channel images ``(B, 1, H, W)`` in [0, 1] to a sequence of
 feature tokens ``(B, N, C)``. The CNN can also see the image's Fourier spectrum
-(:func:`log_spectrum`) as a second channel.
+(:func:`log_spectrum`) and a narrow dark window of it (:func:`background_window`) as extra
+channels.
 """
 
 from __future__ import annotations
@@ -36,21 +37,57 @@ def log_spectrum(pixels: torch.Tensor) -> torch.Tensor:
     return ((log_magnitude - mean) / std.clamp_min(1e-6)).to(pixels.dtype)
 
 
+def background_window(pixels: torch.Tensor, top: float) -> torch.Tensor:
+    """The image displayed with a narrow dark window: ``clip(pixels / top, 0, 1)``.
+
+    What a reader does to look for a ghost or stripes outside the head: intensities from 0 to
+    ``top`` (a fraction of the picture's display range) fill the whole range and the head
+    saturates. A replica of a few percent of the head's signal is a few grey levels in the
+    picture as displayed, but half the range in this window.
+
+    Parameters
+    ----------
+    pixels
+        ``(B, 1, H, W)`` images in [0, 1].
+    top
+        Upper end of the window, in (0, 1].
+
+    Returns
+    -------
+    torch.Tensor
+        Same shape, in [0, 1].
+    """
+    if not 0.0 < top <= 1.0:
+        raise InputError(f"the background window's top must be in (0, 1], not {top}")
+    return (pixels / top).clamp(0.0, 1.0)
+
+
 class SmallCNN(nn.Module):
     """Four stride-2 conv stages with GroupNorm and a learned position embedding.
 
     Small and regularised (dropout on the tokens) for data sets of a few hundred images.
     An ``image_size`` of 96 gives ``6 x 6 = 36`` tokens of ``channels[-1]`` features. With
-    ``fft_channel`` the image's :func:`log_spectrum` is stacked as a second input channel.
+    ``fft_channel`` the image's :func:`log_spectrum` is stacked as a second input channel; with
+    ``background_window`` above 0, :func:`background_window` of the image with that top is
+    stacked after it (the channel order of models saved without it is unchanged).
     """
 
     def __init__(
-        self, *, channels: tuple[int, ...], image_size: int, dropout: float, fft_channel: bool = False
+        self,
+        *,
+        channels: tuple[int, ...],
+        image_size: int,
+        dropout: float,
+        fft_channel: bool = False,
+        background_window: float = 0.0,
     ) -> None:
         super().__init__()
+        if background_window and not 0.0 < background_window <= 1.0:
+            raise InputError(f"background_window must be 0 (off) or in (0, 1], not {background_window}")
         self.fft_channel = fft_channel
+        self.background_window = float(background_window)
         layers: list[nn.Module] = []
-        c_in = 2 if fft_channel else 1
+        c_in = 1 + int(fft_channel) + int(self.background_window > 0)
         for c in channels:
             layers += [
                 nn.Conv2d(c_in, c, 3, stride=2, padding=1),
@@ -73,9 +110,12 @@ class SmallCNN(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """``(B, 1, H, W)`` -> ``(B, N, C)``."""
+        parts = [pixels]
         if self.fft_channel:
-            pixels = torch.cat([pixels, log_spectrum(pixels)], dim=1)
-        maps = self.features(pixels)
+            parts.append(log_spectrum(pixels))
+        if self.background_window > 0:
+            parts.append(background_window(pixels, self.background_window))
+        maps = self.features(torch.cat(parts, dim=1) if len(parts) > 1 else pixels)
         tokens = maps.flatten(2).transpose(1, 2)
         return self.dropout(tokens + self.position)
 
