@@ -91,8 +91,15 @@ def test_cli_ask_bad_inputs(tmp_path, kind):
 def test_model_push_to_folder(tmp_path):
     out = runner.invoke(app, ["model", "push", "vqa-rad", "--to-folder", str(tmp_path / "copy")])
     assert out.exit_code == 0, out.output
-    assert (tmp_path / "copy" / "training.json").is_file() and (tmp_path / "copy" / "README.md").is_file()
-    a, b = load_model("vqa-rad").state_dict(), load_model(tmp_path / "copy").state_dict()
+    assert (tmp_path / "copy" / "ensemble.json").is_file() and (tmp_path / "copy" / "README.md").is_file()
+    for a, b in zip(load_model("vqa-rad").members, load_model(tmp_path / "copy").members, strict=True):
+        a, b = a.state_dict(), b.state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    member = tmp_path / "copy" / "member-0"
+    out = runner.invoke(app, ["model", "push", str(member), "--to-folder", str(tmp_path / "single")])
+    assert out.exit_code == 0, out.output
+    assert (tmp_path / "single" / "training.json").is_file()
+    a, b = load_model(member).state_dict(), load_model(tmp_path / "single").state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     out = runner.invoke(app, ["model", "push", "vqa-rad"])
     assert out.exit_code == 2 and "REPO" in out.stderr

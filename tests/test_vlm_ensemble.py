@@ -101,19 +101,20 @@ def test_mismatched_or_incomplete_members_are_refused(tokenizer, tmp_path):
 
 
 @pytest.mark.integration
-def test_cli_ensemble_of_the_shipped_model_asks_evaluates_and_publishes(tmp_path):
-    shipped = str(resolve_model("vqa-rad"))
+def test_cli_ensemble_of_a_shipped_member_asks_and_publishes(tmp_path):
+    shipped = str(resolve_model("vqa-rad") / "member-0")
     out = runner.invoke(app, ["model", "ensemble", shipped, shipped, "--out", str(tmp_path / "ens")])
     assert out.exit_code == 0, out.output
     card = (tmp_path / "ens" / "README.md").read_text()
     assert "ensemble of 2" in card and "## member-1" in card and "command:" in card and "lcid model ensemble" in card
     image = SHARED_DATA / "vqa_rad" / "images" / "synpic54610.jpg"
-    alone = ask(image, question="is this a ct scan?", model="vqa-rad")
+    alone = ask(image, question="is this a ct scan?", model=shipped)
     together = ask(image, question="is this a ct scan?", model=str(tmp_path / "ens"))
     assert together["answer"] == alone["answer"] in ("yes", "no")
     assert [p["probability"] for p in together["problems"]] == pytest.approx(
         [p["probability"] for p in alone["problems"]], abs=1e-4)
-    ensemble = load_model(tmp_path / "ens")
+    ensemble = load_model("vqa-rad")  # the shipped VQA-RAD model is an ensemble
+    assert isinstance(ensemble, VLMEnsemble) and len(ensemble.members) == 3
     prediction = predict_images(ensemble, [np.zeros((64, 64), np.float32)], ["question: which lung? answer:"])[0]
     assert final_answer(ensemble, prediction, question="which lung?") == prediction.head[0][0]
     out = runner.invoke(app, ["model", "push", str(tmp_path / "ens"), "--to-folder", str(tmp_path / "copy")])
