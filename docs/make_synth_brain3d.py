@@ -12,6 +12,10 @@ series or phantom) are held out (``--held-out``): stage 1 is scored on them and 
 compared with them. ``--stage`` runs ``data``, ``autoencoder``, ``ldm``, ``eval`` or ``all`` (each
 resumes from the previous stage's saved output). Writes docs/img/synth_brain3d.png (``--figure``),
 the config's ``out_dir``/eval.json and the drawn samples (``samples.pt``).
+
+A class-conditional config (``ldm.spec.conditioning: class``, as ``configs/synth/brain3d_cond.yaml``)
+labels each volume by source and image type (:func:`volume_class`: ``real_b0``, ``real_dwi``,
+``phantom_b0``, ``phantom_dwi``); the figure then shows samples drawn for the real classes.
 """
 
 from __future__ import annotations
@@ -74,11 +78,31 @@ def _one_series(path: Path, voxel_mm, shape) -> torch.Tensor:
     return torch.stack([convert_to_tensor(transform(item)["image"], track_meta=False) for item in brain_volumes(scan.data, scan.bvals, scan.affine)]).float()
 
 
-def split(volumes: dict[str, torch.Tensor], held_out: tuple[str, ...]) -> tuple[ImageSet, ImageSet]:
-    """Training and held-out sets; a source is held out when its name starts with one of ``held_out``."""
+#: Per source, :func:`brain_volumes` gives the b0 first, then the mean DWI.
+VOLUME_TYPES = ("b0", "dwi")
+
+
+def volume_class(source: str, index: int) -> str:
+    """Class name of volume ``index`` of ``source``: ``{real|phantom}_{b0|dwi}``."""
+    return f"{'phantom' if source.startswith('phantom') else 'real'}_{VOLUME_TYPES[index]}"
+
+
+def split(
+    volumes: dict[str, torch.Tensor], held_out: tuple[str, ...], classes: tuple[str, ...] = ()
+) -> tuple[ImageSet, ImageSet]:
+    """Training and held-out sets; a source is held out when its name starts with one of ``held_out``.
+    With ``classes``, each volume is labelled with the index of its :func:`volume_class`."""
     test = [k for k in volumes if k.startswith(held_out)]
     train = [k for k in volumes if k not in test]
-    return ImageSet(torch.cat([volumes[k] for k in train])), ImageSet(torch.cat([volumes[k] for k in test]))
+
+    def image_set(sources: list[str]) -> ImageSet:
+        images = torch.cat([volumes[k] for k in sources])
+        if not classes:
+            return ImageSet(images)
+        names = [volume_class(k, i) for k in sources for i in range(len(volumes[k]))]
+        return ImageSet(images, labels=torch.tensor([classes.index(name) for name in names]))
+
+    return image_set(train), image_set(test)
 
 
 def nearest_mse(volumes: torch.Tensor, reference: torch.Tensor) -> float:
@@ -130,6 +154,7 @@ def main() -> None:
     parser.add_argument("--figure", type=Path, default=FIGURE, help="Where the mid-slice figure goes.")
     parser.add_argument("--show", type=int, default=6, help="Samples shown in the figure (the first ones drawn).")
     parser.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim", help="ddim: 50 steps; ddpm: all 1000 steps.")
+    parser.add_argument("--guidance", type=float, default=3.0, help="Classifier-free guidance scale (class-conditional configs).")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     recipe = Recipe.load(args.config)
@@ -139,7 +164,9 @@ def main() -> None:
         volumes = build_volumes(recipe, phantoms=args.phantoms)
         if args.images_cache is not None:
             torch.save(volumes, args.images_cache)
-    train, test = split(volumes, tuple(args.held_out))
+    spec = recipe.ldm.get("spec", {})
+    classes = tuple(spec.get("classes", ())) if spec.get("conditioning") == "class" else ()
+    train, test = split(volumes, tuple(args.held_out), classes)
     print(f"{len(train)} training and {len(test)} held-out volumes {tuple(train.images.shape[2:])} from {len(volumes)} sources", flush=True)
     from lcid.synth.model import load_model
     from lcid.synth.training import train_autoencoder, train_ldm
@@ -155,16 +182,32 @@ def main() -> None:
 
         model = load_model(recipe.model_dir)
         steps = 50 if args.sampler == "ddim" else model.diffusion_spec.num_train_timesteps
-        samples = model.sample(args.n, sampler=args.sampler, steps=steps, seed=recipe.seed)
+        requested = None
+        if classes:  # the held-out volumes' classes first (for the Fréchet distance), then the real classes in turn
+            real_classes = torch.tensor([i for i, c in enumerate(classes) if c.startswith("real")])
+            rest = real_classes[torch.arange(args.n - len(test)) % len(real_classes)]
+            requested = torch.cat([test.labels, rest])
+        samples = model.sample(args.n, condition=requested, guidance=args.guidance, sampler=args.sampler, steps=steps,
+                               seed=recipe.seed)
         suffix = "" if args.sampler == "ddim" else f"_{args.sampler}"
         names = sorted(volumes)
         shown = [next(k for k in names if k.startswith(prefix)) for prefix in ("philips_elition", "siemens", "phantom_00", HELD_OUT[0])]
         labels = ("real Elition", "real Prisma", "phantom", "held-out Achieva")
         real = [(label, volumes[k][1 if "Prisma" not in label else 0]) for label, k in zip(labels, shown, strict=True)]
         passed = head_shape(samples, train.images).passed
-        shown_samples = [(f"sample {i} ({'pass' if passed[i] else 'fail'})", s) for i, s in enumerate(samples[: args.show])]
+        order = list(range(len(samples)))
+        if requested is not None:  # show samples of the real classes
+            order = [i for i in order if classes[int(requested[i])].startswith("real")]
+        tags = ["" if requested is None else f" {classes[int(c)]}" for c in (requested if requested is not None else order)]
+        shown_samples = [(f"sample {i}{tags[i]} ({'pass' if passed[i] else 'fail'})", samples[i]) for i in order[: args.show]]
         figure(real + shown_samples, args.figure.with_stem(args.figure.stem + suffix))
-        metrics = evaluate(model, train, test, n=args.n, sampler=args.sampler, steps=steps, seed=recipe.seed, samples=samples)
+        metrics = evaluate(model, train, test, n=args.n, guidance=args.guidance, sampler=args.sampler, steps=steps,
+                           seed=recipe.seed, samples=samples, requested=requested)
+        if requested is not None:  # head shape per requested class
+            for i, name in enumerate(classes):
+                chosen = requested == i
+                if bool(chosen.any()):
+                    metrics[f"head_shape_pass_{name}"] = float(passed[chosen.numpy()].mean())
         metrics.update(
             train_volumes=float(len(train)),
             held_out_volumes=float(len(test)),

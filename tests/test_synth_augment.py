@@ -116,3 +116,26 @@ def test_evaluate_with_either_sampler(tmp_path):
     assert ddim["frechet"] != ddpm["frechet"]
     with pytest.raises(InputError, match="sampler"):
         evaluate(model, train, test, n=2, steps=3, sampler="euler")
+
+
+def test_augment_copies_keep_class_labels_for_a_conditional_ldm(tmp_path, monkeypatch):
+    from lcid.synth import training
+
+    data = ImageSet(_boxes(4), labels=torch.tensor([0, 1, 0, 1]))
+    train = {"steps": 2, "batch_size": 2, "checkpoint_every": 100, "log_every": 1}
+    spec = {**TINY_UNET, "conditioning": "class", "classes": ["real", "phantom"]}
+    recipe = Recipe(out_dir=str(tmp_path), data={"kind": "test"}, autoencoder={"spec": TINY_AE, "train": train},
+                    ldm={"spec": spec, "augment_copies": 2, "train": train}, augment={"rotate_deg": 10})
+    train_autoencoder(recipe, data=data)
+    seen = {}
+    fit = training.fit
+
+    def recording_fit(model, loss_fn, dataset, *args, **kwargs):
+        seen["labels"] = dataset.tensors[2]
+        return fit(model, loss_fn, dataset, *args, **kwargs)
+
+    monkeypatch.setattr(training, "fit", recording_fit)
+    model = load_model(train_ldm(recipe, data=data))
+    # 4 originals + 2 copies of each, in copy order: the labels repeat 3 times
+    assert seen["labels"].tolist() == [0, 1, 0, 1] * 3
+    assert model.sample(2, condition=torch.tensor([0, 1]), steps=2).shape == (2, 1, 16, 16, 16)

@@ -93,13 +93,15 @@ def evaluate(
     seed: int = 0,
     sampler: str = "ddim",
     samples: torch.Tensor | None = None,
+    requested: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """All metrics of the module docstring as a flat dictionary (samples drawn with ``sampler``:
     ``"ddim"`` with ``steps`` steps, or ``"ddpm"`` with ``steps`` of the training schedule).
 
-    ``samples`` (unconditional models only): samples drawn beforehand, at least ``min(n, len(test))``
-    of them. The Fréchet distance uses the first ``min(n, len(test))`` (as many as real images); the
-    diversity and head-shape metrics use all of them."""
+    ``samples``: samples drawn beforehand (unconditional or class-conditional models), at least
+    ``min(n, len(test))`` of them; for a class-conditional model ``requested`` gives the class index
+    each was drawn for. The Fréchet distance uses the first ``min(n, len(test))`` (as many as real
+    images); class accuracy, diversity and head-shape metrics use all of them."""
     torch.manual_seed(seed)
     classifier = train_classifier(train.images, train.labels, seed=seed)
     n = min(n, len(test))
@@ -109,10 +111,13 @@ def evaluate(
         raise InputError("evaluating a covariate-conditioned model needs real images with covariates (train and test)")
     if samples is None:
         samples, requested = generate_balanced(model, n, guidance=guidance, steps=steps, seed=seed, covariates=test.covariates, sampler=sampler)
-    elif spec is not None and spec.conditioning != "none":
-        raise InputError("pre-drawn samples can only be scored for unconditional models")
+    elif covariate_model:
+        raise InputError("pre-drawn samples cannot be scored for covariate-conditioned models")
     elif len(samples) < n:
         raise InputError(f"need at least {n} pre-drawn samples, got {len(samples)}")
+    elif spec is not None and spec.conditioning == "class":
+        if requested is None or len(requested) != len(samples):
+            raise InputError("pre-drawn samples of a class-conditional model need the class each was drawn for")
     else:
         requested = None
     real = test.images[:n]
@@ -135,7 +140,8 @@ def evaluate(
     if test.labels is not None:
         metrics["classifier_accuracy_real"] = float((p_real == test.labels[:n]).float().mean())
     if requested is not None and not covariate_model:
-        metrics["class_accuracy"] = float((p_samples == requested).float().mean())
+        p_all = p_samples if len(samples) == n else predict(classifier, samples)[1]
+        metrics["class_accuracy"] = float((p_all == requested).float().mean())
     if covariate_model:
         regressor = train_regressor(train.images, train.covariates, seed=seed)
         on_samples, on_real = regress(regressor, samples), regress(regressor, real)

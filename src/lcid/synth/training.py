@@ -205,9 +205,12 @@ def train_ldm(recipe: Recipe, *, data: ImageSet | None = None) -> Path:
         augment = recipe.augment_spec()
         if augment is None:
             raise InputError("ldm.augment_copies needs an 'augment' section in the config")
-        if data.labels is not None or data.covariates is not None:
-            raise InputError("ldm.augment_copies is for unconditional data only")
-        data = ImageSet(augmented_copies(data.images, augment, copies=copies, seed=recipe.seed))
+        def repeat(conditions: torch.Tensor | None) -> torch.Tensor | None:
+            """The copies follow the originals copy by copy, so their conditions repeat the same way."""
+            return None if conditions is None else torch.cat([conditions] * (1 + copies))
+
+        data = ImageSet(augmented_copies(data.images, augment, copies=copies, seed=recipe.seed),
+                        labels=repeat(data.labels), covariates=repeat(data.covariates))
     mu, sigma = encode_dataset(stage1, data)
     if latents == "mean":  # train on the posterior means only (no KL sampling noise in the latents)
         sigma = torch.zeros_like(sigma)
