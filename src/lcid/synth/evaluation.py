@@ -10,7 +10,8 @@ frechet_real_vs_real
 frechet_noise
     The same between uniform-noise images and real images (the ceiling).
 class_accuracy
-    Share of conditional samples the real-data classifier assigns to the requested class.
+    Share of conditional samples the real-data classifier assigns to the requested class (only
+    when the real training images carry class labels).
 covariate_r_<name>, covariate_r_real_<name>
     Covariate-conditioned models: samples are generated with the covariates of the real test
     images (so they follow the real covariate distribution); a regressor trained on the real
@@ -139,7 +140,7 @@ def evaluate(
     }
     if test.labels is not None:
         metrics["classifier_accuracy_real"] = float((p_real == test.labels[:n]).float().mean())
-    if requested is not None and not covariate_model:
+    if requested is not None and not covariate_model and train.labels is not None:  # else the classifier's task is flips
         p_all = p_samples if len(samples) == n else predict(classifier, samples)[1]
         metrics["class_accuracy"] = float((p_all == requested).float().mean())
     if covariate_model:
