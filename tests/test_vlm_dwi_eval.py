@@ -17,7 +17,7 @@ from lcid.vlm.inference import load_model
 
 TINY = {
     "model": {"image_size": 32, "cnn_channels": [4, 8], "dim": 32, "n_layers": 1, "n_heads": 2, "n_latents": 2,
-              "max_length": 80, "answer_tokens": 6, "dropout": 0.0},
+              "max_length": 80, "answer_tokens": 6, "dropout": 0.0, "fft_channel": True, "background_window": 0.1},
     "train": {"steps": 2, "batch_size": 4, "seed": 0, "checkpoint_every": 2, "log_every": 1},
     "vocab_size": 300,
     "augment": {"max_scale": 0.1},  # the shipped recipe's picture changes, exercised on a tiny run
@@ -62,9 +62,10 @@ def test_training_records_the_recipe_and_data(trained):
     assert thresholds["record"]["questions"] == len(held) and "kept out of fitting" in thresholds["record"]["source"]
     assert load_model(model_dir).thresholds == thresholds["thresholds"]
     cfg = load_model(model_dir).cfg
-    assert cfg.head == "multilabel" and cfg.answer_tokens == 6
+    assert cfg.head == "multilabel" and cfg.answer_tokens == 6 and cfg.background_window == 0.1
     card = (model_dir / "README.md").read_text()
     assert f"lcid data build-vlm --out {data} --n 20 --seed 3" in card and "philips_achieva" in card
+    assert "dark window 0-0.1" in card
 
 
 def test_evaluate_gives_bounded_scores(trained):

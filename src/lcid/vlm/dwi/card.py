@@ -22,6 +22,7 @@ def render_dwi_card(cfg: VLMConfig, training: dict[str, Any] | None, evaluation:
         "Looks at one DWI slice picture (PNG/JPEG or a NIfTI slice), optionally with acquisition text and",
         "`lcid check` findings, names the problems it shows (multi-label head over the lcid problem ids)",
         "and answers in words (generated). See docs/vlm.md for which problems one slice can show.",
+        *_input_channels(cfg),
         "", "## Rebuild and retrain", "", "```bash",
         f"lcid data build-vlm --out {data.get('dir', 'runs/dwi-vlm-data')} --n {build.get('n', '?')} --seed {build.get('seed', '?')}",
         f"{(training or {}).get('command', 'lcid train vlm --config configs/vlm/dwi.yaml')}",
@@ -49,6 +50,18 @@ def render_dwi_card(cfg: VLMConfig, training: dict[str, Any] | None, evaluation:
         if latency:
             lines.append(f"| latency per answer, median (s, {latency['threads']} thread(s)) | {latency['median']:.3f} |")
     return text + "\n".join(lines) + "\n"
+
+
+def _input_channels(cfg: VLMConfig) -> list[str]:
+    """A card line naming the built-in CNN's input channels (none for a one-channel or HF encoder)."""
+    if cfg.vision != "cnn" or not (cfg.fft_channel or cfg.background_window):
+        return []
+    channels = ["the picture"]
+    if cfg.fft_channel:
+        channels.append("its log Fourier spectrum")
+    if cfg.background_window:
+        channels.append(f"the picture in the dark window 0-{cfg.background_window:g} of its display range")
+    return ["", f"The CNN's input channels: {', '.join(channels)}."]
 
 
 def write_dwi_card(folder: str | Path) -> Path:
