@@ -28,6 +28,7 @@ import torch
 from sklearn.metrics import f1_score, roc_auc_score
 from torch import nn
 
+from lcid.errors import InputError
 from lcid.vlm.augment import AugmentSettings, random_augment
 from lcid.vlm.dwi.scanner_augment import ScannerAugment, scanner_augment
 from lcid.vlm.image import load_image, to_model_input
@@ -114,6 +115,8 @@ def run_probe(
         validation pictures (``f1_best``: the best F1 over thresholds 0.05-0.95, an upper bound
         for comparing representations, not a calibrated score) and ``macro_f1_best``.
     """
+    if settings.steps < 2:
+        raise InputError(f"the probe needs at least 2 training steps, not {settings.steps}")
     torch.manual_seed(settings.seed)
     x_fit, y_fit = _tensors(picture_labels(fitted, problems), problems, settings.image_size, images)
     x_val, y_val = _tensors(picture_labels(validation, problems), problems, settings.image_size, images)
@@ -126,7 +129,7 @@ def run_probe(
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.05)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=settings.lr, total_steps=settings.steps,
-                                                   pct_start=0.05)
+                                                   pct_start=max(0.05, 2.0 / settings.steps))
     geometric = AugmentSettings(max_scale=0.1, max_shift=0.06, max_contrast=0.1)
     scanner = ScannerAugment()
     began = time.perf_counter()
