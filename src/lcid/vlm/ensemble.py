@@ -69,10 +69,6 @@ class VLMEnsemble:
     def eval(self) -> VLMEnsemble:
         return self
 
-    def parameter_count(self) -> int:
-        """Weights of all members together."""
-        return sum(p.numel() for m in self.members for p in m.parameters())
-
     @torch.no_grad()
     def predict_images(
         self, images: Sequence[np.ndarray], prompts: Sequence[str], *, max_new_tokens: int = 12
