@@ -105,6 +105,17 @@ def split(
     return image_set(train), image_set(test)
 
 
+def oversample_real(train: ImageSet, volumes: dict[str, torch.Tensor], held_out: tuple[str, ...], repeat: int) -> ImageSet:
+    """``train`` with the real (non-phantom) training volumes ``repeat`` times in all (unconditional data only),
+    so that stage 2 sees the two real subjects about as often as the ten phantom anatomies."""
+    if repeat <= 1:
+        return train
+    if train.labels is not None:
+        raise SystemExit("--real-repeat is for unconditional configs")
+    real = [volumes[k] for k in volumes if not k.startswith(held_out) and not k.startswith("phantom")]
+    return ImageSet(torch.cat([train.images, *([torch.cat(real)] * (repeat - 1))]))
+
+
 def nearest_mse(volumes: torch.Tensor, reference: torch.Tensor) -> float:
     """Mean over ``volumes`` of the MSE to the closest ``reference`` volume (a copy check: samples that only
     repeat training volumes sit much closer to them than held-out real volumes do)."""
@@ -154,6 +165,7 @@ def main() -> None:
     parser.add_argument("--figure", type=Path, default=FIGURE, help="Where the mid-slice figure goes.")
     parser.add_argument("--show", type=int, default=6, help="Samples shown in the figure (the first ones drawn).")
     parser.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim", help="ddim: 50 steps; ddpm: all 1000 steps.")
+    parser.add_argument("--real-repeat", type=int, default=1, help="Stage 2 sees each real training volume this many times.")
     parser.add_argument("--guidance", type=float, default=3.0, help="Classifier-free guidance scale (class-conditional configs).")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -175,7 +187,7 @@ def main() -> None:
         train_autoencoder(recipe, data=train, held_out=test)
         print(json.dumps(load_model(recipe.stage_dir("autoencoder") / "model").meta["stage1_metrics"], indent=2), flush=True)
     if args.stage in ("ldm", "all"):
-        train_ldm(recipe, data=train)
+        train_ldm(recipe, data=oversample_real(train, volumes, tuple(args.held_out), args.real_repeat))
     if args.stage in ("eval", "all"):
         from lcid.synth.evaluation import evaluate
         from lcid.synth.head_shape import head_shape
