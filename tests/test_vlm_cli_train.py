@@ -56,6 +56,17 @@ def test_train_then_eval(tmp_path):
         assert 0.0 <= result[key] <= 1.0
     assert result["n"] == 3 and (model / "evaluation.json").is_file()
     assert "## Evaluation" in (model / "README.md").read_text()
+    # an ensemble of the model with itself scores exactly as the model, and --record writes the ensemble's card
+    out = runner.invoke(app, ["model", "ensemble", str(model), str(model), "--out", str(tmp_path / "ens")])
+    assert out.exit_code == 0, out.output
+    out = runner.invoke(app, ["eval", "vqa", "--model", str(tmp_path / "ens"), "--data", str(tmp_path / "data"), "--json",
+                              "--no-embeddings", "--record"])
+    assert out.exit_code == 0, out.output
+    together = json.loads(out.stdout)
+    assert {k: together[k] for k in ("closed_accuracy", "open_accuracy", "bleu1")} == \
+        {k: result[k] for k in ("closed_accuracy", "open_accuracy", "bleu1")}
+    card = (tmp_path / "ens" / "README.md").read_text()
+    assert "ensemble of 2" in card and "## Evaluation" in card and "## member-1" in card
 
 
 def test_train_bad_recipe(tmp_path):
