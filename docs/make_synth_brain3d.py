@@ -210,8 +210,11 @@ def main() -> None:
         order = list(range(len(samples)))
         if requested is not None:  # show samples of the real classes
             order = [i for i in order if classes[int(requested[i])].startswith("real")]
-        tags = ["" if requested is None else f" {classes[int(c)]}" for c in (requested if requested is not None else order)]
-        shown_samples = [(f"sample {i}{tags[i]} ({'pass' if passed[i] else 'fail'})", samples[i]) for i in order[: args.show]]
+        def name(i: int) -> str:
+            drawn_for = "" if requested is None else f" {classes[int(requested[i])]}"
+            return f"sample {i}{drawn_for} ({'pass' if passed[i] else 'fail'})"
+
+        shown_samples = [(name(i), samples[i]) for i in order[: args.show]]
         figure(real + shown_samples, args.figure.with_stem(args.figure.stem + suffix))
         metrics = evaluate(model, train, test, n=args.n, guidance=args.guidance, sampler=args.sampler, steps=steps,
                            seed=recipe.seed, samples=samples, requested=requested)

@@ -74,24 +74,30 @@ def test_bad_input_is_refused():
         head_shape(_reference(), torch.zeros(2, 1, SIZE, SIZE, SIZE))
 
 
-def test_evaluate_reports_head_shape_for_3d_models(tmp_path):
-    from lcid.synth.data import ImageSet
-    from lcid.synth.evaluation import evaluate
+def _tiny_model(tmp_path, data, **diffusion):
+    """Both stages of a tiny 3D model trained for 2 steps on ``data`` (extra diffusion spec keys: ``diffusion``)."""
     from lcid.synth.model import load_model
     from lcid.synth.recipe import Recipe
     from lcid.synth.training import train_autoencoder, train_ldm
 
-    images = torch.stack([_ellipsoid((4 + 0.2 * k, 5 + 0.15 * k, 4.5)) for k in range(12)])  # train: even k, test: odd k
     train = {"steps": 2, "batch_size": 4, "checkpoint_every": 100, "log_every": 1}
     recipe = Recipe(
         out_dir=str(tmp_path),
         data={"kind": "test"},
         autoencoder={"spec": {"kind": "kl", "spatial_dims": 3, "channels": [4, 8], "latent_channels": 2, "norm_num_groups": 4}, "train": train},
         ldm={"spec": {"channels": [8, 8], "attention_levels": [False, True], "norm_num_groups": 4, "num_head_channels": 8,
-                      "num_train_timesteps": 100}, "train": train},
+                      "num_train_timesteps": 100, **diffusion}, "train": train},
     )
-    train_autoencoder(recipe, data=ImageSet(images[::2]))
-    model = load_model(train_ldm(recipe, data=ImageSet(images[::2])))
+    train_autoencoder(recipe, data=data)
+    return load_model(train_ldm(recipe, data=data))
+
+
+def test_evaluate_reports_head_shape_for_3d_models(tmp_path):
+    from lcid.synth.data import ImageSet
+    from lcid.synth.evaluation import evaluate
+
+    images = torch.stack([_ellipsoid((4 + 0.2 * k, 5 + 0.15 * k, 4.5)) for k in range(12)])  # train: even k, test: odd k
+    model = _tiny_model(tmp_path, ImageSet(images[::2]))
     metrics = evaluate(model, ImageSet(images[::2]), ImageSet(images[1::2]), n=4, steps=2)
     assert {"head_shape_pass", "head_shape_dice", "head_shape_pass_real", "head_shape_dice_real"} <= set(metrics)
     assert metrics["head_shape_pass_real"] == 1.0 and metrics["head_shape_n"] == 4.0
@@ -106,26 +112,15 @@ def test_evaluate_reports_head_shape_for_3d_models(tmp_path):
 def test_pre_drawn_samples_of_a_class_model_are_scored_with_their_classes(tmp_path):
     from lcid.synth.data import ImageSet
     from lcid.synth.evaluation import evaluate
-    from lcid.synth.model import load_model
-    from lcid.synth.recipe import Recipe
-    from lcid.synth.training import train_autoencoder, train_ldm
 
     images = torch.stack([_ellipsoid((4 + 0.2 * k, 5 + 0.15 * k, 4.5)) for k in range(8)])
     labels = torch.arange(8) % 2
-    train = {"steps": 2, "batch_size": 4, "checkpoint_every": 100, "log_every": 1}
-    recipe = Recipe(
-        out_dir=str(tmp_path),
-        data={"kind": "test"},
-        autoencoder={"spec": {"kind": "kl", "spatial_dims": 3, "channels": [4, 8], "latent_channels": 2, "norm_num_groups": 4}, "train": train},
-        ldm={"spec": {"channels": [8, 8], "attention_levels": [False, True], "norm_num_groups": 4, "num_head_channels": 8,
-                      "num_train_timesteps": 100, "conditioning": "class", "classes": ["small", "large"]}, "train": train},
-    )
     data = ImageSet(images[::2], labels=labels[::2])
-    train_autoencoder(recipe, data=data)
-    model = load_model(train_ldm(recipe, data=data))
+    model = _tiny_model(tmp_path, data, conditioning="class", classes=["small", "large"])
     held_out = ImageSet(images[1::2], labels=labels[1::2])
-    drawn = images[1::2].clone()  # real volumes as "samples": the classifier should mostly agree with their classes
+    drawn = images[1::2].clone()  # the held-out volumes as "samples", requested as their own classes
     scored = evaluate(model, data, held_out, n=4, steps=2, samples=drawn, requested=labels[1::2])
-    assert 0.0 <= scored["class_accuracy"] <= 1.0 and scored["head_shape_n"] == 4.0
+    # so the samples' class accuracy is the classifier's accuracy on those same real volumes
+    assert scored["class_accuracy"] == scored["classifier_accuracy_real"] and scored["head_shape_n"] == 4.0
     with pytest.raises(InputError, match="class each was drawn for"):
         evaluate(model, data, held_out, n=4, steps=2, samples=drawn)

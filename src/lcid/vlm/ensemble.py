@@ -44,7 +44,7 @@ class VLMEnsemble:
     same for every member.
     """
 
-    def __init__(self, members: Sequence[FlamingoVLM], *, sources: Sequence[str] = ()) -> None:
+    def __init__(self, members: Sequence[FlamingoVLM]) -> None:
         if len(members) < 2:
             raise InputError(f"an ensemble needs at least two members, got {len(members)}")
         first = members[0].cfg
@@ -56,7 +56,6 @@ class VLMEnsemble:
                 raise InputError(f"ensemble member {i} answers over other labels than member 0 "
                                  "(train members on the same data and answer vocabulary)")
         self.members = tuple(m.eval() for m in members)
-        self.sources = tuple(str(s) for s in sources)
 
     @property
     def cfg(self) -> VLMConfig:
@@ -93,7 +92,7 @@ class VLMEnsemble:
             if not (member_dir / "config.json").is_file():
                 raise InputError(f"ensemble member {member_dir} is missing (no config.json)")
             members.append(FlamingoVLM.from_pretrained(str(member_dir)))
-        return cls(members, sources=record.get("sources", ()))
+        return cls(members)
 
 
 def combine(predictions: Sequence[Prediction]) -> Prediction:

@@ -31,12 +31,12 @@ from torch import nn
 from lcid.errors import InputError
 from lcid.vlm.augment import AugmentSettings, random_augment
 from lcid.vlm.dwi.scanner_augment import ScannerAugment, scanner_augment
+from lcid.vlm.dwi.visibility import IMAGE_VISIBLE
 from lcid.vlm.image import load_image, to_model_input
 from lcid.vlm.vision import SmallCNN
 
 #: Problems one picture can show (the macro F1 target's set).
-IMAGE_PROBLEMS = ("noise", "gibbs_ringing", "ghosting", "low_resolution", "fov_cutoff", "missing_slices", "spikes",
-                  "motion")
+IMAGE_PROBLEMS = IMAGE_VISIBLE
 
 
 @dataclass(frozen=True)
