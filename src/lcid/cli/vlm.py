@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -98,6 +99,9 @@ def train_vqa_command(
     config: Path = typer.Option(Path("configs/vlm/vqa_rad.yaml"), help="Training recipe (YAML)."),
     out: Path = typer.Option(Path("runs/vqa"), help="Run folder: checkpoints, log, and model/."),
     threads: int = typer.Option(2, help="CPU threads for torch."),
+    init_from: str | None = typer.Option(
+        None, "--init-from", help="Start from this model's weights (shipped name such as dwi, or a model folder); "
+        "overrides the recipe's init_from."),
 ) -> None:
     """Train the vision-language model on the train split of a VQA data set."""
     from lcid.cli import fail, use_threads
@@ -106,8 +110,11 @@ def train_vqa_command(
     use_threads(threads)
     try:
         settings = VQATrainSettings.from_yaml(config)
+        if init_from is not None:
+            settings = replace(settings, init_from=init_from)
         command = " ".join(shlex.quote(str(a)) for a in
-                           ("lcid", "train", "vqa", "--data", data, data_dir, "--config", config, "--out", out))
+                           ("lcid", "train", "vqa", "--data", data, data_dir, "--config", config, "--out", out,
+                            *(("--init-from", init_from) if init_from is not None else ())))
         record = train_vqa(data_dir, settings=settings, out_dir=out, data_format=data, command=command)  # type: ignore[arg-type]
     except InputError as exc:
         fail(str(exc))

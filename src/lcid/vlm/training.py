@@ -29,6 +29,7 @@ from lcid.vlm.model import FlamingoVLM
 from lcid.vlm.model_card import write_model_card
 from lcid.vlm.objective import vlm_loss
 from lcid.vlm.tokenizer import VLMTokenizer
+from lcid.vlm.transfer import inherit_architecture, load_source, started_from
 from lcid.vlm.vqa_source import answer_vocabulary, vqa_examples
 
 
@@ -76,6 +77,12 @@ class VQATrainSettings:
         :func:`lcid.io.vqa_holdout.holdout_split`. ``validation.json`` records how many
         held-out questions still have a training question about the same image with the
         same answer (``answer_overlap``).
+    init_from
+        Start from a saved model's weights instead of random ones: a shipped model name
+        (``dwi``) or a model folder. The new model takes that model's architecture (the recipe's
+        ``model`` section keeps image size, dropout, head size, sequence length) and every
+        weight not tied to its vocabulary or labels (:mod:`lcid.vlm.transfer`); what was copied
+        is recorded under ``data.init_from`` in ``training.json``. Empty: from scratch.
     """
 
     model: dict[str, Any] = field(default_factory=dict)
@@ -96,6 +103,7 @@ class VQATrainSettings:
     holdout_seed: int = 0
     holdout_groups: bool = False
     holdout_phrase_types: list[str] = field(default_factory=list)
+    init_from: str = ""
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> VQATrainSettings:
@@ -142,16 +150,26 @@ def train_vqa(
         aux_labels, image_targets = aux_target_table(
             image_attributes(samples, settings.aux_targets), settings.aux_targets
         )
+    source = load_source(settings.init_from) if settings.init_from else None
+    model_section = settings.model if source is None else inherit_architecture(
+        settings.model, source.cfg, name=settings.init_from)
     cfg = VLMConfig.from_dict(
-        {**settings.model, "head": "multiclass", "head_labels": list(labels), "aux_labels": aux_labels}
+        {**model_section, "head": "multiclass", "head_labels": list(labels), "aux_labels": aux_labels}
     )
     torch.manual_seed(int(settings.train.get("seed", 0)))
     if cfg.language == "gpt2-scratch":
         texts = [e.prompt + " " + e.answer for e in examples]
         tokenizer = VLMTokenizer.train(texts, vocab_size=settings.vocab_size)
+    elif source is not None and source.tokenizer is not None:
+        tokenizer = source.tokenizer  # the source's Hugging Face tokenizer, saved with it: nothing to fetch
     else:
         tokenizer = VLMTokenizer.from_hf(cfg.language)
-    model = FlamingoVLM.build(cfg, tokenizer)
+    init_record: dict[str, Any] = {}
+    if source is None:
+        model = FlamingoVLM.build(cfg, tokenizer)
+    else:
+        model, transferred = started_from(source, cfg, tokenizer)
+        init_record = {"init_from": {"model": settings.init_from, **transferred}}
     cfg = model.cfg
     dataset = VLMDataset(
         examples, images, tokenizer, image_size=cfg.image_size, max_length=cfg.max_length,
@@ -162,7 +180,7 @@ def train_vqa(
     data_record = {"dir": str(data_dir), "format": data_format, "split": "train", "questions": len(samples),
                    "images": len(images), "head_answers": len(labels), "held_out_questions": len(held_out),
                    "aux_known_images": {a: sum(t[i] >= 0 for t in image_targets.values())
-                                        for i, a in enumerate(settings.aux_targets)}}
+                                        for i, a in enumerate(settings.aux_targets)}, **init_record}
     record = fit_and_save(model, tokenizer, dataset, settings, out_dir, command=command, data_record=data_record,
                           write_card=lambda folder: write_model_card(folder, model.cfg))
     if held_out:
