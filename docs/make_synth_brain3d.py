@@ -153,6 +153,29 @@ def figure(rows: list[tuple[str, torch.Tensor]], path: Path) -> None:
     plt.close(fig)
 
 
+def sample_grid(samples: torch.Tensor, passed: np.ndarray, path: Path, *, per_row: int = 2) -> None:
+    """Every sample's three mid-slices, ``per_row`` samples side by side, each titled with its head-shape verdict."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = -(-len(samples) // per_row)
+    fig, axes = plt.subplots(rows, 3 * per_row, figsize=(1.2 * 3 * per_row, 1.25 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for i, volume in enumerate(samples):
+        for view, image in enumerate(mid_slices(volume[0].numpy())):
+            ax = axes[i // per_row, 3 * (i % per_row) + view]
+            ax.imshow(image, cmap="gray", vmin=0, vmax=1)
+            if view == 0:
+                ax.set_title(f"sample {i} ({'pass' if passed[i] else 'fail'})", fontsize=7, loc="left")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "synth" / "brain3d.yaml")
@@ -216,6 +239,7 @@ def main() -> None:
 
         shown_samples = [(name(i), samples[i]) for i in order[: args.show]]
         figure(real + shown_samples, args.figure.with_stem(args.figure.stem + suffix))
+        sample_grid(samples, passed, args.figure.with_stem(args.figure.stem + suffix + "_all"))
         metrics = evaluate(model, train, test, n=args.n, guidance=args.guidance, sampler=args.sampler, steps=steps,
                            seed=recipe.seed, samples=samples, requested=requested)
         if requested is not None:  # head shape per requested class
