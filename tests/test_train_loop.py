@@ -125,3 +125,14 @@ def test_unknown_schedule_is_refused(tmp_path):
 
     with pytest.raises(InputError, match="schedule must be cosine or constant"):
         scheduled_adamw(_model(), _config(tmp_path), schedule="step")
+
+
+def test_resume_from_a_checkpoint_of_another_run_is_a_clear_error(tmp_path):
+    fit(_model(), _loss_fn(), _data(), _config(tmp_path / "run", steps=5))  # checkpoint without a schedule
+    from lcid.train.schedule import scheduled_adamw
+
+    model = _model()
+    config = _config(tmp_path / "run", steps=10)
+    optimizer, schedule = scheduled_adamw(model, config)
+    with pytest.raises(InputError, match=r"cannot resume from .*step-5.*use a new output folder"):
+        fit(model, _loss_fn(), _data(), config, optimizer=optimizer, extra_state={"lr_schedule": schedule})

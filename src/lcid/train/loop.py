@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from lcid.errors import InputError
 from lcid.io.atomic import atomic_write_text
 from lcid.train.config import TrainConfig
 from lcid.train.sampler import EpochPermutationSampler
@@ -116,7 +117,11 @@ def fit(
     existing = checkpoint_dirs(out_dir)
     if existing:
         start, path = existing[-1]
-        accelerator.load_state(str(path))
+        try:
+            accelerator.load_state(str(path))
+        except (RuntimeError, KeyError, ValueError) as exc:  # saved by another model, optimizer or schedule
+            raise InputError(f"cannot resume from {path}: it does not match this run's model, optimizer and "
+                             f"schedule ({exc.__class__.__name__}); use a new output folder") from exc
     if start >= config.steps:
         return {"step": float(start), "resumed_from": float(start)}
 
