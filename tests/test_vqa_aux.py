@@ -12,7 +12,13 @@ from lcid.errors import InputError
 from lcid.io.vqa import VQASample
 from lcid.train.schedule import lr_factor
 from lcid.vlm.augment import AugmentParams, AugmentSettings, apply_augment, draw_params, random_augment
-from lcid.vlm.aux_targets import MODALITY_WORDS, aux_target_table, image_attributes, named_values
+from lcid.vlm.aux_targets import (
+    MODALITY_WORDS,
+    aux_target_table,
+    image_attributes,
+    named_values,
+    presupposed_modality,
+)
 from lcid.vlm.config import VLMConfig
 from lcid.vlm.data import VLMDataset, VLMExample
 from lcid.vlm.model import FlamingoVLM
@@ -57,6 +63,43 @@ def test_image_attributes_votes():
         aux_target_table(got, ["plane"])
     with pytest.raises(InputError, match="unknown auxiliary"):
         image_attributes(samples, ["colour"])
+
+
+@pytest.mark.parametrize(("question", "answer", "qtype", "expected"), [
+    ("Does this CXR display pneumoperitoneum?", "no", "PRES", "x-ray"),  # negated predicate: still a CXR
+    ("Is there a clavicle fracture shown in this radiograph?", "no", "PRES", "x-ray"),
+    ("Which lobe shows a hyperintense signal on this T2 weighted MRI image?", "left occipital lobe", "POS", "mri"),
+    ("What type of MRI sequence is this?", "diffusion weighted imaging dwi", "MODALITY", "mri"),
+    ("Was this taken in PA position?", "yes", "PLANE", "x-ray"),  # PA: a projection in a PLANE question
+    ("Is the PA enlarged?", "yes", "SIZE", None),  # elsewhere PA may be the pulmonary artery
+    ("Is this a T1 weighted image?", "no", "MODALITY", None),  # "no" about the image itself: maybe a CT
+    ("Is this a T1 weighted image?", "yes", "MODALITY", "mri"),
+    ("Is this an MRI?", "no", "MODALITY", None),  # names the modality, presupposes nothing
+    ("Is this a T1 or a T2 image?", "t1", "MODALITY", None),  # a choice
+    ("Is this a PA or AP film?", "pa", "PLANE", None),
+    ("Are there air-fluid levels on this CT radiograph?", "yes", "PRES", None),  # conflicting
+    ("Is there a mass in the contrast-enhanced window?", "yes", "PRES", None),  # not presupposing words
+])
+def test_presupposed_modality(question, answer, qtype, expected):
+    assert presupposed_modality(_sample("a.jpg", question, answer, qtype)) == expected
+
+
+def test_image_attributes_presupposition_opt_in():
+    samples = [
+        _sample("a.jpg", "Does this radiograph show a fracture?", "no", "PRES", organ="CHEST"),
+        _sample("a.jpg", "Is the heart enlarged on this film?", "yes", "SIZE", organ="CHEST"),
+        _sample("b.jpg", "Which modality?", "ct", "MODALITY", organ="ABD"),
+        _sample("b.jpg", "Is this a T2 weighted image?", "no", "MODALITY", organ="ABD"),  # no vote: stays CT
+        _sample("c.jpg", "Is the lesion brighter on FLAIR or T1?", "flair", "PRES"),  # a choice: no vote
+        _sample("d.jpg", "Is there restricted diffusion on this T2 weighted image?", "no", "PRES"),
+        _sample("d.jpg", "Which modality?", "ct", "MODALITY"),  # tie with the presupposed MRI: unknown
+    ]
+    off = image_attributes(samples, ["modality"])
+    assert off == {"b.jpg": {"modality": "ct"}, "d.jpg": {"modality": "ct"}}
+    assert image_attributes(samples, ["modality"], presupposition=False) == off
+    on = image_attributes(samples, ["organ", "modality", "plane"], presupposition=True)
+    assert on == {"a.jpg": {"organ": "chest", "modality": "x-ray"}, "b.jpg": {"organ": "abd", "modality": "ct"},
+                  "c.jpg": {"organ": "head"}, "d.jpg": {"organ": "head"}}
 
 
 def test_augment_identity_shift_and_rotation():
@@ -201,3 +244,30 @@ def test_train_vqa_with_aux_ema_and_holdout(tmp_path):
     validation = json.loads((tmp_path / "run" / "model" / VALIDATION_FILE).read_text())
     assert validation["n"] == 2 and 0.0 <= validation["overall_accuracy"] <= 1.0
     assert validation["answer_overlap"]["n"] == 2 and 0.0 <= validation["answer_overlap"]["overall"] <= 1.0
+
+
+def test_train_vqa_aux_presupposition_key(tmp_path):
+    import json
+
+    from lcid.vlm.training import VQATrainSettings, train_vqa
+    from tests.test_vlm_cli_train import _data
+
+    (tmp_path / "old.yaml").write_text("aux_targets: [modality]\n")
+    assert VQATrainSettings.from_yaml(tmp_path / "old.yaml").aux_presupposition is False  # default: unchanged
+    _data(tmp_path / "data")
+    items = json.loads((tmp_path / "data" / "trainset.json").read_text())
+    items += [{**items[0], "qid": 10, "question": "Is there a fracture in this radiograph?", "answer": "no"},
+              {**items[1], "qid": 11, "question": "Which modality?", "answer": "CT", "question_type": "MODALITY"}]
+    (tmp_path / "data" / "trainset.json").write_text(json.dumps(items))
+    settings = VQATrainSettings(
+        model={"image_size": 32, "cnn_channels": [4, 8], "dim": 32, "n_layers": 1, "n_heads": 2, "n_latents": 2,
+               "max_length": 40},
+        train={"steps": 2, "batch_size": 4, "lr": 0.001, "seed": 3, "checkpoint_every": 2, "log_every": 2},
+        vocab_size=300, aux_targets=["modality"],
+    )
+    with pytest.raises(InputError, match="fewer than 2"):  # off: only b.jpg (CT) has a known modality
+        train_vqa(tmp_path / "data", settings=settings, out_dir=tmp_path / "run_off")
+    settings = VQATrainSettings(**{**settings.__dict__, "aux_presupposition": True})
+    record = train_vqa(tmp_path / "data", settings=settings, out_dir=tmp_path / "run")
+    assert record["data"]["aux_known_images"] == {"modality": 2}
+    assert FlamingoVLM.from_pretrained(tmp_path / "run" / "model").cfg.aux_labels == {"modality": ("ct", "x-ray")}

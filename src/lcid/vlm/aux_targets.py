@@ -8,6 +8,16 @@ vision encoder trained from scratch what the images show.
 
 Only the training split is read. An attribute is known for an image when the answers agree
 (the most frequent value wins, ties leave it unknown), and unknown otherwise.
+
+By default only MODALITY/PLANE-typed questions vote on modality and plane. With
+``presupposition=True`` (recipe key ``aux_presupposition``), a question of any type also votes
+on the modality when its question or answer uses a word that only makes sense for one modality
+(``PRESUPPOSED_MODALITY``: "does this CXR show ...", "... on this T2 weighted image?",
+"... in this radiograph?"). A presupposition survives negating the question's predicate ("Is there
+a fracture in this radiograph?" -> "no" is still a radiograph), so "no" answers vote too, except
+when the question is about what the image itself is ("Is this a T1 weighted image?" -> "no":
+perhaps a CT), and choice questions (" or ") never vote. The plane has no such rule: outside
+PLANE questions its words are anatomy ("lateral ventricle", "transverse colon") or rare.
 """
 
 from __future__ import annotations
@@ -36,9 +46,25 @@ PLANE_WORDS: dict[str, tuple[str, ...]] = {
     "ap": ("ap", "anteroposterior"),
     "lateral": ("lateral",),
 }
+#: Words that presuppose the image's modality in any question or answer about it (opt-in rule).
+PRESUPPOSED_MODALITY: dict[str, tuple[str, ...]] = {
+    # MR contrasts and sequences: T1/T2 weighting, FLAIR, diffusion-weighted imaging and its ADC
+    # map, gadolinium (the MR contrast agent) and "sequence" (an MR acquisition) exist only in MRI.
+    # (T1/T2 also name thoracic vertebrae; no VQA-RAD training text uses them so.)
+    "mri": ("flair", "t1", "t2", "weighted", "t1-weighted", "t2-weighted", "dwi", "adc", "gadolinium",
+            "sequence"),
+    # Projection radiography: a radiograph / CXR (chest X-ray) / film is an X-ray image, and the
+    # spelled-out posteroanterior and anteroposterior projections are radiograph projections.
+    "x-ray": ("radiograph", "cxr", "film", "posteroanterior", "anteroposterior"),
+}
+#: Words that presuppose the modality only in PLANE questions: there PA/AP name a radiograph's
+#: projection; elsewhere "PA" may be the pulmonary artery and "AP" an AP diameter on a CT.
+PRESUPPOSED_IN_PLANE_QUESTIONS: dict[str, tuple[str, ...]] = {"x-ray": ("pa", "ap")}
 ATTRIBUTES = ("organ", "modality", "plane")
 _WORD = re.compile(r"[a-z0-9/+-]+")
 _QUESTION_TYPES = {"modality": "MODALITY", "plane": "PLANE"}
+#: Questions about what the image itself is: a "no" answer negates the presupposing word too.
+_ABOUT_THE_IMAGE = re.compile(r"^\s*(is|was|are|were)\s+(this|it|these|the\s+(image|film|picture|scan))\b")
 
 
 def named_values(text: str, vocabulary: Mapping[str, Sequence[str]]) -> set[str]:
@@ -68,8 +94,31 @@ def _vote(sample: VQASample, attribute: str) -> str | None:
     return None
 
 
+def presupposed_modality(sample: VQASample) -> str | None:
+    """The modality that this question or answer takes for granted, if exactly one.
+
+    >>> from pathlib import Path
+    >>> q = VQASample(qid="1", image_path=Path("a.jpg"), question="Does this CXR show a pneumothorax?",
+    ...               answer="no", answer_type="closed", question_type="PRES", organ="CHEST")
+    >>> presupposed_modality(q)
+    'x-ray'
+    """
+    question, answer = sample.question.lower(), sample.answer.lower()
+    if " or " in f" {question} " or " or " in f" {answer} ":
+        return None  # "Is this a T1 or a T2 image?": a choice, not a presupposition
+    if answer == "no" and _ABOUT_THE_IMAGE.match(question):
+        return None  # "Is this a T1 weighted image?" -> "no": not necessarily an MRI
+    text = f"{question} {answer}"
+    values = named_values(text, PRESUPPOSED_MODALITY)
+    if "PLANE" in sample.question_type.upper():
+        values |= named_values(text, PRESUPPOSED_IN_PLANE_QUESTIONS)
+    if len(values) != 1 or not named_values(text, MODALITY_WORDS) <= values:
+        return None  # none, or conflicting ("this CT radiograph")
+    return next(iter(values))
+
+
 def image_attributes(
-    samples: Sequence[VQASample], attributes: Sequence[str] = ATTRIBUTES
+    samples: Sequence[VQASample], attributes: Sequence[str] = ATTRIBUTES, *, presupposition: bool = False
 ) -> dict[str, dict[str, str]]:
     """Per image (key: the image path as text), the agreed value of each attribute found.
 
@@ -80,6 +129,9 @@ def image_attributes(
     attributes
         Any of ``organ`` (the data set's body region), ``modality`` (ct, mri, x-ray,
         ultrasound) and ``plane`` (axial, coronal, sagittal, pa, ap, lateral).
+    presupposition
+        Also let questions of any type vote on the modality through words that presuppose it
+        (:func:`presupposed_modality`); off: only MODALITY-typed questions vote.
 
     Returns
     -------
@@ -93,6 +145,8 @@ def image_attributes(
     for s in samples:
         for attribute in attributes:
             value = _vote(s, attribute)
+            if value is None and presupposition and attribute == "modality":
+                value = presupposed_modality(s)
             if value is not None:
                 votes[str(s.image_path)][attribute][value] += 1
     out: dict[str, dict[str, str]] = {}
@@ -133,4 +187,5 @@ def aux_target_table(
     return labels, targets
 
 
-__all__ = ["ATTRIBUTES", "MODALITY_WORDS", "PLANE_WORDS", "aux_target_table", "image_attributes", "named_values"]
+__all__ = ["ATTRIBUTES", "MODALITY_WORDS", "PLANE_WORDS", "PRESUPPOSED_IN_PLANE_QUESTIONS", "PRESUPPOSED_MODALITY",
+           "aux_target_table", "image_attributes", "named_values", "presupposed_modality"]

@@ -55,6 +55,10 @@ class VQATrainSettings:
     aux_targets, aux_weight
         Image-level auxiliary targets collected from the training split (any of ``organ``,
         ``modality``, ``plane``; see :mod:`lcid.vlm.aux_targets`) and the weight of their loss.
+    aux_presupposition
+        Also let questions of any type vote on an image's modality through words that presuppose
+        it ("this radiograph", "T2 weighted", ...; :func:`lcid.vlm.aux_targets.presupposed_modality`).
+        Off: only MODALITY-typed questions vote (recipes written before this key).
     label_smoothing
         Label smoothing of the multiclass head's cross-entropy.
     augment
@@ -95,6 +99,7 @@ class VQATrainSettings:
     warmup_steps: int = 100
     aux_targets: list[str] = field(default_factory=list)
     aux_weight: float = 0.5
+    aux_presupposition: bool = False
     label_smoothing: float = 0.0
     augment: dict[str, float] = field(default_factory=dict)
     scanner_augment: dict[str, Any] = field(default_factory=dict)
@@ -148,7 +153,8 @@ def train_vqa(
     image_targets: dict[str, list[int]] = {}
     if settings.aux_targets:
         aux_labels, image_targets = aux_target_table(
-            image_attributes(samples, settings.aux_targets), settings.aux_targets
+            image_attributes(samples, settings.aux_targets, presupposition=settings.aux_presupposition),
+            settings.aux_targets
         )
     source = load_source(settings.init_from) if settings.init_from else None
     model_section = settings.model if source is None else inherit_architecture(
