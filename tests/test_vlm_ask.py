@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import nibabel as nib
 import numpy as np
@@ -33,12 +32,11 @@ def _check_result(result, *, polar=False):
 
 
 @pytest.mark.integration
-def test_ask_real_image_fast():
+def test_ask_real_image_deterministic():
+    # latency is measured by `lcid eval vqa` / docs/vqa.md, not by a timed test (it depends on machine load)
     result = ask(IMAGE, question="Are regions of the brain infarcted?", model="vqa-rad")
     _check_result(result, polar=True)
-    began = time.perf_counter()
     again = ask(str(IMAGE), question="Are regions of the brain infarcted?", model="vqa-rad")
-    assert time.perf_counter() - began < 2.0  # 0.5 s target on an idle 2-core machine; slack for shared CI
     assert again == result  # eval mode, deterministic
 
 

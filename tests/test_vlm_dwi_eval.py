@@ -115,3 +115,45 @@ def test_calibrate_command_uses_the_scans_kept_out(trained, tmp_path):
 def test_eval_command_refuses_a_vqa_model(tmp_path):
     result = CliRunner().invoke(app, ["eval", "vlm", "--model", "vqa-rad", "--data", str(tmp_path)])
     assert result.exit_code == 2 and "multi-label" in result.output
+
+
+def test_ensemble_of_dwi_models_calibrates_evaluates_and_answers(trained, tmp_path):
+    """Two seeds averaged: thresholds for the mean probability on the scans no member was fitted on."""
+    import numpy as np
+
+    from lcid.vlm.dwi.calibrate import choose_thresholds
+    from lcid.vlm.dwi.evaluate import predict_rows
+    from lcid.vlm.inference import ask
+
+    data, model_dir = trained
+    config = tmp_path / "seed1.yaml"
+    config.write_text(yaml.safe_dump({**TINY, "train": {**TINY["train"], "seed": 1}}))
+    result = CliRunner().invoke(app, ["train", "vlm", "--config", str(config), "--data", str(data),
+                                      "--out", str(tmp_path / "run1")])
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "ens"
+    result = CliRunner().invoke(app, ["model", "ensemble", str(model_dir), str(tmp_path / "run1" / "model"),
+                                      "--out", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert "problem ids" in (folder / "README.md").read_text()
+    result = CliRunner().invoke(app, ["model", "calibrate", str(folder), "--data", str(data)])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((folder / "thresholds.json").read_text())
+    kept_out = set(json.loads((model_dir / "training.json").read_text())["data"]["validation_ids"])
+    rows = [r for r in read_manifest(data, split="train") if r["id"] in kept_out]
+    assert saved["record"]["questions"] == len(rows)
+    ensemble = load_model(folder)
+    labels = list(ensemble.cfg.head_labels)
+    mean = np.array([[dict(p.head)[label] for label in labels] for p in predict_rows(ensemble, rows, generate=False)])
+    truth = np.array([[label in r["labels"] for label in labels] for r in rows])
+    expected = choose_thresholds(mean, truth, labels)
+    assert saved["thresholds"] == {label: c["threshold"] for label, c in expected.items()}
+    result = CliRunner().invoke(app, ["eval", "vlm", "--model", str(folder), "--data", str(data), "--json",
+                                      "--no-embeddings", "--limit", "4", "--threads", "1", "--record"])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.output[result.output.index("{"):])
+    assert scores["thresholds"] == {p: ensemble.threshold(p) for p in labels}
+    card = (folder / "README.md").read_text()
+    assert "## Evaluation (held-out scanner and phantom)" in card and "member-1" in card
+    answer = ask(read_manifest(data, split="test")[0]["image"], question="what is wrong?", model=str(folder))
+    assert answer["answer"] and all(p["threshold"] == ensemble.threshold(p["problem"]) for p in answer["problems"])

@@ -100,6 +100,37 @@ def test_mismatched_or_incomplete_members_are_refused(tokenizer, tmp_path):
         VLMEnsemble.from_pretrained(folder)
 
 
+def test_multilabel_ensemble_decides_at_its_own_thresholds(tokenizer, tmp_path):
+    from lcid.vlm.model import THRESHOLDS_FILE
+    from lcid.vlm.predict import detected
+
+    labels = ("motion", "noise", "spikes")
+    a = _tiny(tokenizer, 0, head="multilabel", head_labels=labels)
+    b = _tiny(tokenizer, 1, head="multilabel", head_labels=labels, fft_channel=True)
+    a.set_thresholds({"motion": 0.05})  # a member's own thresholds are not the ensemble's
+    folder = build_ensemble([_save(a, tmp_path / "a"), _save(b, tmp_path / "b")], tmp_path / "ens")
+    ensemble = VLMEnsemble.from_pretrained(folder)
+    assert ensemble.thresholds == {} and ensemble.threshold("motion") == 0.5
+    images = [np.random.default_rng(1).random((30, 30)).astype(np.float32)]
+    prompts = ["question: what is wrong? answer:"]
+    got = dict(ensemble.predict_images(images, prompts, max_new_tokens=2)[0].head)
+    each = [dict(predict_images(m, images, prompts, max_new_tokens=0)[0].head) for m in ensemble.members]
+    assert set(got) == set(labels)
+    assert all(got[k] == pytest.approx((each[0][k] + each[1][k]) / 2, abs=1e-6) for k in labels)
+    low = min(got.values())
+    ensemble.set_thresholds({label: max(0.01, round(low - 0.005, 4)) for label in labels}, {"source": "unit test"})
+    ensemble.save_thresholds(folder)
+    loaded = VLMEnsemble.from_pretrained(folder)
+    assert loaded.thresholds == ensemble.thresholds and loaded.thresholds_record == {"source": "unit test"}
+    prediction = loaded.predict_images(images, prompts, max_new_tokens=0)[0]
+    assert set(detected(loaded, prediction)) == set(labels)
+    with pytest.raises(InputError, match="labels the head does not have"):
+        loaded.set_thresholds({"ghosting": 0.3})
+    (folder / THRESHOLDS_FILE).write_text("[1]")
+    with pytest.raises(InputError, match="not a thresholds file"):
+        VLMEnsemble.from_pretrained(folder)
+
+
 @pytest.mark.integration
 def test_cli_ensemble_of_a_shipped_member_asks_and_publishes(tmp_path):
     shipped = str(resolve_model("vqa-rad") / "member-0")

@@ -189,25 +189,28 @@ def push_command(
 
 
 def ensemble_command(
-    members: list[Path] = typer.Argument(..., help="Two or more saved VQA model folders (same answer head)."),
+    members: list[Path] = typer.Argument(..., help="Two or more saved model folders with the same head (VQA or DWI)."),
     out: Path = typer.Option(..., "--out", help="Ensemble folder to write."),
 ) -> None:
-    """Combine trained VQA models into one ensemble folder: answers from their mean head probability."""
+    """Combine trained models into one ensemble folder: answers from their mean head probability
+    (a DWI ensemble then needs its own thresholds: lcid model calibrate)."""
     from lcid.cli import fail
-    from lcid.vlm.ensemble import build_ensemble
+    from lcid.vlm.dwi.card import write_dwi_card
+    from lcid.vlm.ensemble import build_ensemble, read_record
     from lcid.vlm.model_card import write_ensemble_card
 
     try:
         command = " ".join(shlex.quote(str(a)) for a in ("lcid", "model", "ensemble", *members, "--out", out))
         folder = build_ensemble(members, out, command=command)
-        write_ensemble_card(folder)
+        first = json.loads((folder / read_record(folder)["members"][0] / "config.json").read_text())
+        (write_dwi_card if first.get("head") == "multilabel" else write_ensemble_card)(folder)
     except InputError as exc:
         fail(str(exc))
     typer.echo(f"ensemble of {len(members)} models saved to {folder}")
 
 
 def calibrate_command(
-    model: str = typer.Argument(..., help="DWI model folder (or shipped name) to write thresholds.json into."),
+    model: str = typer.Argument(..., help="DWI model or ensemble folder (or shipped name) to write thresholds.json into."),
     data_dir: Path = typer.Option(..., "--data", help="Data set from lcid data build-vlm."),
     split: str | None = typer.Option(
         None, help="Use this whole split (of a set built with another seed); default: the training scans "
@@ -216,7 +219,7 @@ def calibrate_command(
 ) -> None:
     """Choose per-problem decision thresholds on validation questions and save them with the model."""
     from lcid.cli import fail, use_threads
-    from lcid.vlm.dwi.calibrate import calibrate, validation_rows
+    from lcid.vlm.dwi.calibrate import calibrate, fitted_record, validation_rows
     from lcid.vlm.inference import load_model, resolve_model
     from lcid.vlm.model import write_thresholds
 
@@ -226,9 +229,7 @@ def calibrate_command(
         vlm = load_model(folder)
         if vlm.cfg.head != "multilabel":
             raise InputError(f"model {model} has no multi-label problem head (is it a DWI model?)")
-        training_file = folder / "training.json"
-        training = json.loads(training_file.read_text()) if training_file.is_file() else None
-        rows, source = validation_rows(data_dir, training, split=split)
+        rows, source = validation_rows(data_dir, fitted_record(folder), split=split)
         record = calibrate(vlm, rows, source=source)
         path = write_thresholds(folder, vlm.thresholds, record)
     except InputError as exc:

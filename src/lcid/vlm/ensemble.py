@@ -1,22 +1,25 @@
-"""Several trained VQA models answering together: the mean of their head probabilities.
+"""Several trained models answering together: the mean of their head probabilities.
 
 Models trained from different seeds or recipes make partly independent mistakes; averaging
-their answer probabilities is the standard remedy (a deep ensemble, Lakshminarayanan et al.
-2017). On VQA-RAD the mean of two members was chosen on the group-aware hold-out of the
-training split (docs/vqa.md).
+their probabilities is the standard remedy (a deep ensemble, Lakshminarayanan et al. 2017).
+On VQA-RAD the mean of three members was chosen on the group-aware hold-out of the training
+split (docs/vqa.md); for DWI slices, the mean of four (docs/vlm.md).
 
 An ensemble is a folder with ``ensemble.json`` and one saved model per member
 (``member-0/``, ``member-1/`` ...), each a complete :class:`FlamingoVLM` folder with its own
-config, weights, tokenizer and ``training.json``. Members may differ in image size or
-architecture but must share the head: a multiclass head over the same answers. The first
-member writes the generated text (used only when the head does not decide).
+config, weights, tokenizer and ``training.json``. Members may differ in image size, input
+channels or architecture but must share the head: the same kind (multiclass answers or
+multi-label problems) over the same labels. A multi-label ensemble decides with its own
+per-label thresholds (``thresholds.json`` in the ensemble folder, chosen on validation data
+for the averaged probabilities by ``lcid model calibrate``); the members' own thresholds are
+not used. The first member writes the generated text.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +29,7 @@ import torch
 from lcid.errors import InputError
 from lcid.vlm.config import VLMConfig
 from lcid.vlm.image import to_model_input
-from lcid.vlm.model import FlamingoVLM
+from lcid.vlm.model import DEFAULT_THRESHOLD, FlamingoVLM, checked_thresholds, read_thresholds, write_thresholds
 from lcid.vlm.predict import Prediction, predict
 from lcid.vlm.tokenizer import VLMTokenizer
 
@@ -49,13 +52,18 @@ class VLMEnsemble:
             raise InputError(f"an ensemble needs at least two members, got {len(members)}")
         first = members[0].cfg
         for i, member in enumerate(members):
-            if member.cfg.head != "multiclass":
-                raise InputError(f"ensemble member {i} has a {member.cfg.head} head; ensembles combine "
-                                 "multiclass (VQA answer) heads")
+            if member.cfg.head not in ("multiclass", "multilabel"):
+                raise InputError(f"ensemble member {i} has no classification head; ensembles combine "
+                                 "multiclass (answer) or multi-label (problem) heads")
+            if member.cfg.head != first.head:
+                raise InputError(f"ensemble member {i} has a {member.cfg.head} head, member 0 a {first.head} one")
             if tuple(member.cfg.head_labels) != tuple(first.head_labels):
                 raise InputError(f"ensemble member {i} answers over other labels than member 0 "
                                  "(train members on the same data and answer vocabulary)")
         self.members = tuple(m.eval() for m in members)
+        #: The ensemble's own per-label decision thresholds (multi-label heads); see the module docstring.
+        self.thresholds: dict[str, float] = {}
+        self.thresholds_record: dict[str, Any] = {}
 
     @property
     def cfg(self) -> VLMConfig:
@@ -68,14 +76,29 @@ class VLMEnsemble:
     def eval(self) -> VLMEnsemble:
         return self
 
+    def threshold(self, label: str) -> float:
+        """Mean head probability at or above which ``label`` counts as present."""
+        return float(self.thresholds.get(label, DEFAULT_THRESHOLD))
+
+    def set_thresholds(self, thresholds: Mapping[str, float], record: Mapping[str, Any] | None = None) -> None:
+        """Use these per-label thresholds for the averaged probabilities (saved by :meth:`save_thresholds`)."""
+        self.thresholds = checked_thresholds(thresholds, self.cfg.head_labels)
+        self.thresholds_record = dict(record or {})
+
+    def save_thresholds(self, folder: str | Path) -> Path:
+        """Write the ensemble's ``thresholds.json`` into its folder."""
+        return write_thresholds(Path(folder), self.thresholds, self.thresholds_record)
+
     @torch.no_grad()
     def predict_images(
-        self, images: Sequence[np.ndarray], prompts: Sequence[str], *, max_new_tokens: int = 12
+        self, images: Sequence[np.ndarray], prompts: Sequence[str], *, max_new_tokens: int = 12,
+        use_cache: bool = True,
     ) -> list[Prediction]:
         """Each member sees the images at its own input size; head probabilities are averaged
         and the first member's generated text is kept."""
         runs = [
-            predict(m, _pixels(images, m.cfg.image_size), prompts, max_new_tokens=max_new_tokens if i == 0 else 0)
+            predict(m, _pixels(images, m.cfg.image_size), prompts, max_new_tokens=max_new_tokens if i == 0 else 0,
+                    use_cache=use_cache)
             for i, m in enumerate(self.members)
         ]
         return [combine(list(per_image)) for per_image in zip(*runs, strict=True)]
@@ -92,7 +115,11 @@ class VLMEnsemble:
             if not (member_dir / "config.json").is_file():
                 raise InputError(f"ensemble member {member_dir} is missing (no config.json)")
             members.append(FlamingoVLM.from_pretrained(str(member_dir)))
-        return cls(members)
+        ensemble = cls(members)
+        saved = read_thresholds(folder)
+        if saved is not None:
+            ensemble.set_thresholds(*saved)
+        return ensemble
 
 
 def combine(predictions: Sequence[Prediction]) -> Prediction:
@@ -107,12 +134,14 @@ def combine(predictions: Sequence[Prediction]) -> Prediction:
 
 
 def predict_images(
-    model: FlamingoVLM | VLMEnsemble, images: Sequence[np.ndarray], prompts: Sequence[str], *, max_new_tokens: int = 12
+    model: FlamingoVLM | VLMEnsemble, images: Sequence[np.ndarray], prompts: Sequence[str], *, max_new_tokens: int = 12,
+    use_cache: bool = True,
 ) -> list[Prediction]:
     """Predictions of a model or an ensemble for 2D images (any size; scaled to each model's input)."""
     if isinstance(model, VLMEnsemble):
-        return model.predict_images(images, prompts, max_new_tokens=max_new_tokens)
-    return predict(model, _pixels(images, model.cfg.image_size), prompts, max_new_tokens=max_new_tokens)
+        return model.predict_images(images, prompts, max_new_tokens=max_new_tokens, use_cache=use_cache)
+    return predict(model, _pixels(images, model.cfg.image_size), prompts, max_new_tokens=max_new_tokens,
+                   use_cache=use_cache)
 
 
 def read_record(folder: Path) -> dict[str, Any]:

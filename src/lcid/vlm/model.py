@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -216,13 +216,7 @@ class FlamingoVLM(
 
         ``record`` says how they were chosen (data, rule); it is saved alongside.
         """
-        unknown = sorted(set(thresholds) - set(self.cfg.head_labels))
-        if unknown:
-            raise InputError(f"thresholds for labels the head does not have: {', '.join(unknown)}")
-        bad = [label for label, t in thresholds.items() if not 0.0 < float(t) < 1.0]
-        if bad:
-            raise InputError(f"thresholds must lie strictly between 0 and 1 ({', '.join(bad)})")
-        self.thresholds = {label: float(t) for label, t in thresholds.items()}
+        self.thresholds = checked_thresholds(thresholds, self.cfg.head_labels)
         self.thresholds_record = dict(record or {})
 
     # ------------------------------------------------------------------ saving
@@ -246,14 +240,34 @@ class FlamingoVLM(
                                 local_files_only=kwargs.get("local_files_only", False))
             ).parent
         model.tokenizer = VLMTokenizer.load(folder)
-        thresholds_file = folder / THRESHOLDS_FILE
-        if thresholds_file.is_file():
-            try:
-                saved = json.loads(thresholds_file.read_text())
-                model.set_thresholds(saved["thresholds"], saved.get("record"))
-            except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-                raise InputError(f"{thresholds_file} is not a thresholds file ({exc.__class__.__name__})") from exc
+        saved = read_thresholds(folder)
+        if saved is not None:
+            model.set_thresholds(*saved)
         return model
+
+
+def checked_thresholds(thresholds: Mapping[str, float], labels: Sequence[str]) -> dict[str, float]:
+    """``thresholds`` as floats, refused (:class:`InputError`) for labels not in ``labels`` or
+    values outside (0, 1)."""
+    unknown = sorted(set(thresholds) - set(labels))
+    if unknown:
+        raise InputError(f"thresholds for labels the head does not have: {', '.join(unknown)}")
+    bad = [label for label, t in thresholds.items() if not 0.0 < float(t) < 1.0]
+    if bad:
+        raise InputError(f"thresholds must lie strictly between 0 and 1 ({', '.join(bad)})")
+    return {label: float(t) for label, t in thresholds.items()}
+
+
+def read_thresholds(folder: Path) -> tuple[dict[str, float], dict[str, Any]] | None:
+    """``(thresholds, record)`` from a folder's ``thresholds.json``; ``None`` without one."""
+    path = Path(folder) / THRESHOLDS_FILE
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+        return dict(saved["thresholds"]), dict(saved.get("record") or {})
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise InputError(f"{path} is not a thresholds file ({exc.__class__.__name__})") from exc
 
 
 def write_thresholds(folder: Path, thresholds: Mapping[str, float], record: Mapping[str, Any] | None = None) -> Path:

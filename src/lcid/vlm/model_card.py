@@ -47,17 +47,23 @@ def render_model_card(cfg: VLMConfig, training: dict[str, Any] | None, evaluatio
 
 
 def render_ensemble_card(
-    record: dict[str, Any], members: list[tuple[VLMConfig, dict[str, Any] | None]], evaluation: dict[str, Any] | None
+    record: dict[str, Any], members: list[tuple[VLMConfig, dict[str, Any] | None]], evaluation: dict[str, Any] | None,
+    *, evaluation_lines: list[str] | None = None,
 ) -> str:
     """Card of an ensemble folder (:mod:`lcid.vlm.ensemble`): how it combines, each member's
-    architecture and training, and the ensemble's scores."""
+    architecture and training, and the ensemble's scores (``evaluation_lines`` replaces the VQA
+    score table, e.g. with a DWI one)."""
     lines = [
         *FRONT_MATTER,
         "",
         f"# lcid ensemble of {len(members)} Flamingo-style vision-language models",
         "",
         (f"The answer is read from the {record.get('combine', 'mean head probability')} of the members "
-        f"(multiclass heads over the same {len(members[0][0].head_labels)} answers)."),
+         + (f"(multiclass heads over the same {len(members[0][0].head_labels)} answers)."
+            if members[0][0].head != "multilabel" else
+            f"(multi-label heads over the same {len(members[0][0].head_labels)} problem ids), a problem being named "
+            "at or above the ensemble's own threshold (`thresholds.json` in this folder); the first member writes "
+            "the text.")),
         "",
         "Use: `lcid ask IMAGE --model DIR --question TEXT` or `lcid.vlm.inference.ask(image, question=..., model=DIR)`.",
         "Research software: not a medical device, not for diagnosis.",
@@ -69,7 +75,7 @@ def render_ensemble_card(
                   (f"Vision encoder `{cfg.vision}` ({cfg.image_size} px), {cfg.n_latents} latents, language model "
                   f"`{cfg.language}` ({cfg.n_layers} layers, width {cfg.dim})."), ""]
         lines += _training_lines(training) if training else ["(no training record)"]
-    return "\n".join(lines + _evaluation_lines(evaluation)) + "\n"
+    return "\n".join(lines + (evaluation_lines if evaluation_lines is not None else _evaluation_lines(evaluation))) + "\n"
 
 
 def _training_lines(training: dict[str, Any]) -> list[str]:
@@ -96,17 +102,22 @@ def write_model_card(folder: str | Path, cfg: VLMConfig) -> Path:
                                                                      _record(folder, EVALUATION_FILE)))
 
 
-def write_ensemble_card(folder: str | Path) -> Path:
-    """(Re)write ``README.md`` of an ensemble folder from ``ensemble.json``, the members' configs and
-    ``training.json``, and the ensemble's ``evaluation.json``."""
+def ensemble_card_inputs(
+    folder: str | Path,
+) -> tuple[dict[str, Any], list[tuple[VLMConfig, dict[str, Any] | None]], dict[str, Any] | None]:
+    """``ensemble.json``, each member's config and ``training.json``, and the ensemble's ``evaluation.json``."""
     from lcid.vlm.ensemble import read_record
 
     folder = Path(folder)
     record = read_record(folder)
     members = [(VLMConfig.from_dict(json.loads((folder / name / "config.json").read_text())),
                 _record(folder / name, TRAINING_FILE)) for name in record["members"]]
-    return atomic_write_text(folder / "README.md",
-                             render_ensemble_card(record, members, _record(folder, EVALUATION_FILE)))
+    return record, members, _record(folder, EVALUATION_FILE)
+
+
+def write_ensemble_card(folder: str | Path) -> Path:
+    """(Re)write ``README.md`` of a VQA ensemble folder from :func:`ensemble_card_inputs`."""
+    return atomic_write_text(Path(folder) / "README.md", render_ensemble_card(*ensemble_card_inputs(folder)))
 
 
 def _record(folder: Path, name: str) -> dict[str, Any] | None:

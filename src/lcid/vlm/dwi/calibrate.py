@@ -10,6 +10,7 @@ problems with too few true cases keep the default 0.5.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import numpy as np
 from lcid.errors import InputError
 from lcid.vlm.dwi.build import read_manifest
 from lcid.vlm.dwi.evaluate import predict_rows
+from lcid.vlm.ensemble import ENSEMBLE_FILE, VLMEnsemble, read_record
 from lcid.vlm.model import DEFAULT_THRESHOLD, FlamingoVLM
 
 #: Candidate thresholds: a coarse grid, so that a small validation set cannot pick a
@@ -93,9 +95,10 @@ def choose_thresholds(
 
 
 def calibrate(
-    model: FlamingoVLM, rows: Sequence[dict[str, Any]], *, source: str, min_positives: int = MIN_POSITIVES
+    model: FlamingoVLM | VLMEnsemble, rows: Sequence[dict[str, Any]], *, source: str, min_positives: int = MIN_POSITIVES
 ) -> dict[str, Any]:
-    """Choose the head's thresholds on manifest ``rows`` and set them on ``model``.
+    """Choose the head's thresholds on manifest ``rows`` and set them on ``model`` (for an
+    ensemble: thresholds for the members' mean probability).
 
     ``source`` says which rows these are (saved in the thresholds' record). Refuses rows from
     the ``test`` split. Returns the record: per-problem choices and the number of questions.
@@ -145,3 +148,37 @@ def validation_rows(
         raise InputError(f"the model was fitted on the {split} split of {data_dir}: choose thresholds on other data")
     rows = read_manifest(data_dir, split=split)
     return rows, f"{data_dir}: {split} split ({len(rows)} questions, not used for fitting)"
+
+
+def fitted_record(folder: Path) -> dict[str, Any] | None:
+    """What a saved model was fitted on, for :func:`validation_rows`: its ``training.json``.
+
+    For an ensemble folder, the first member's record with ``data.validation_ids`` narrowed to
+    the scans that no member was fitted on; members fitted on different data sets are refused
+    (their kept-out scans would not be comparable). ``None`` when no record exists.
+    """
+    folder = Path(folder)
+    if not (folder / ENSEMBLE_FILE).is_file():
+        path = folder / "training.json"
+        return _read_json(path) if path.is_file() else None
+    records = []
+    for name in read_record(folder)["members"]:
+        path = folder / name / "training.json"
+        if not path.is_file():
+            return None
+        records.append(_read_json(path))
+    dirs = {str((r.get("data") or {}).get("dir")) for r in records}
+    if len(dirs) > 1:
+        raise InputError(f"the ensemble's members were fitted on different data sets ({', '.join(sorted(dirs))}): "
+                         "give --split of a set none of them was fitted on")
+    kept_out = set.intersection(*(set((r.get("data") or {}).get("validation_ids") or []) for r in records))
+    first = dict(records[0])
+    first["data"] = {**(first.get("data") or {}), "validation_ids": sorted(kept_out)}
+    return first
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read {path} ({exc.__class__.__name__})") from exc

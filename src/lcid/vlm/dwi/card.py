@@ -8,7 +8,14 @@ from typing import Any
 
 from lcid.io.atomic import atomic_write_text
 from lcid.vlm.config import VLMConfig
-from lcid.vlm.model_card import EVALUATION_FILE, TRAINING_FILE, render_model_card
+from lcid.vlm.ensemble import ENSEMBLE_FILE
+from lcid.vlm.model_card import (
+    EVALUATION_FILE,
+    TRAINING_FILE,
+    ensemble_card_inputs,
+    render_ensemble_card,
+    render_model_card,
+)
 
 
 def render_dwi_card(cfg: VLMConfig, training: dict[str, Any] | None, evaluation: dict[str, Any] | None) -> str:
@@ -32,6 +39,12 @@ def render_dwi_card(cfg: VLMConfig, training: dict[str, Any] | None, evaluation:
         f"`lcid model calibrate MODEL --data {data.get('dir', 'DATA')}`; never on the held-out scanners.", "",
         f"Held out (never trained on): {', '.join(build.get('holdout', [])) or 'see build.json'}.",
     ]
+    return text + "\n".join(lines + evaluation_lines(evaluation)) + "\n"
+
+
+def evaluation_lines(evaluation: dict[str, Any] | None) -> list[str]:
+    """The card's table of DWI scores (held-out scanner and phantom); empty without an evaluation."""
+    lines: list[str] = []
     if evaluation:
         head = evaluation["head"]["image_visible"]
         text_scores = evaluation["text"]["image_visible"]
@@ -49,7 +62,7 @@ def render_dwi_card(cfg: VLMConfig, training: dict[str, Any] | None, evaluation:
         latency = evaluation.get("latency_s") or {}
         if latency:
             lines.append(f"| latency per answer, median (s, {latency['threads']} thread(s)) | {latency['median']:.3f} |")
-    return text + "\n".join(lines) + "\n"
+    return lines
 
 
 def _input_channels(cfg: VLMConfig) -> list[str]:
@@ -65,8 +78,12 @@ def _input_channels(cfg: VLMConfig) -> list[str]:
 
 
 def write_dwi_card(folder: str | Path) -> Path:
-    """(Re)write ``README.md`` of a DWI model folder from its config, training and evaluation records."""
+    """(Re)write ``README.md`` of a DWI model (or ensemble) folder from its config, training and evaluation records."""
     folder = Path(folder)
+    if (folder / ENSEMBLE_FILE).is_file():
+        record, members, evaluation = ensemble_card_inputs(folder)
+        text = render_ensemble_card(record, members, None, evaluation_lines=evaluation_lines(evaluation))
+        return atomic_write_text(folder / "README.md", text)
     cfg = VLMConfig.from_dict(json.loads((folder / "config.json").read_text()))
     records = [json.loads((folder / name).read_text()) if (folder / name).is_file() else None
                for name in (TRAINING_FILE, EVALUATION_FILE)]

@@ -14,9 +14,10 @@ from tqdm.auto import tqdm
 from lcid.metrics.text import EMBEDDING_MODEL, corpus_bleu, embedding_cosine
 from lcid.vlm.dwi.text import problems_named
 from lcid.vlm.dwi.visibility import IMAGE_VISIBLE, TEXT_VISIBLE
-from lcid.vlm.image import load_image, to_model_input
+from lcid.vlm.ensemble import VLMEnsemble, predict_images
+from lcid.vlm.image import load_image
 from lcid.vlm.model import FlamingoVLM
-from lcid.vlm.predict import Prediction, detected, predict
+from lcid.vlm.predict import Prediction, detected
 from lcid.vlm.prompt import DEFAULT_QUESTION, build_prompt
 
 #: Fixed head probability at or above which a problem counts as named (the "fixed" scores;
@@ -49,22 +50,21 @@ def problem_scores(truth: Sequence[Sequence[str]], predicted: Sequence[Sequence[
 
 
 def predict_rows(
-    model: FlamingoVLM, rows: Sequence[dict[str, Any]], *, acq: str | None | bool = True, batch_size: int = 16,
-    generate: bool = True, question: str | None = None,
+    model: FlamingoVLM | VLMEnsemble, rows: Sequence[dict[str, Any]], *, acq: str | None | bool = True,
+    batch_size: int = 16, generate: bool = True, question: str | None = None,
 ) -> list[Prediction]:
     """Predictions for manifest rows; ``acq=True`` uses each row's own text, ``None`` none, a string that text."""
-    cache: dict[str, torch.Tensor] = {}
+    cache: dict[str, np.ndarray] = {}
     out: list[Prediction] = []
     tokens = model.cfg.answer_tokens if generate else 0
     for start in tqdm(range(0, len(rows), batch_size), desc="eval", leave=False):
         chunk = rows[start : start + batch_size]
         for r in chunk:
             if r["image"] not in cache:
-                cache[r["image"]] = to_model_input(load_image(r["image"]), size=model.cfg.image_size)
-        pixels = torch.stack([cache[r["image"]] for r in chunk])
+                cache[r["image"]] = load_image(r["image"])
         prompts = [build_prompt(question or r["question"], acq=r.get("acq") if acq is True else (acq or None),
                                 findings=r.get("findings")) for r in chunk]
-        out += predict(model, pixels, prompts, max_new_tokens=tokens)
+        out += predict_images(model, [cache[r["image"]] for r in chunk], prompts, max_new_tokens=tokens)
     return out
 
 
@@ -74,7 +74,7 @@ def head_labels(prediction: Prediction, *, threshold: float = THRESHOLD) -> tupl
 
 
 def evaluate_dwi(
-    model: FlamingoVLM, rows: Sequence[dict[str, Any]], *, embeddings: bool = True, latency_samples: int = 20,
+    model: FlamingoVLM | VLMEnsemble, rows: Sequence[dict[str, Any]], *, embeddings: bool = True, latency_samples: int = 20,
     acq_effect_images: int = 150,
 ) -> dict[str, Any]:
     """All scores of ``model`` on manifest ``rows`` (fractions in [0, 1], seconds).
@@ -119,7 +119,7 @@ def evaluate_dwi(
     return result
 
 
-def acquisition_effect(model: FlamingoVLM, rows: Sequence[dict[str, Any]], *, limit: int) -> dict[str, Any]:
+def acquisition_effect(model: FlamingoVLM | VLMEnsemble, rows: Sequence[dict[str, Any]], *, limit: int) -> dict[str, Any]:
     """The same pictures asked with their true acquisition text, with none and with a false one.
 
     Reports the head's macro F1 on image-visible problems and its few_directions rate under
@@ -145,16 +145,16 @@ def acquisition_effect(model: FlamingoVLM, rows: Sequence[dict[str, Any]], *, li
 
 
 def latency(
-    model: FlamingoVLM, rows: Sequence[dict[str, Any]], *, samples: int, use_cache: bool = True
+    model: FlamingoVLM | VLMEnsemble, rows: Sequence[dict[str, Any]], *, samples: int, use_cache: bool = True
 ) -> dict[str, float]:
     """Wall time (s) of one full answer (image load, head, generation), one question at a time;
     ``use_cache=False`` times the generation without the key-value cache, for comparison."""
     times = []
     for r in rows[:samples]:
         began = time.perf_counter()
-        pixels = to_model_input(load_image(r["image"]), size=model.cfg.image_size)[None]
-        predict(model, pixels, [build_prompt(r["question"] or DEFAULT_QUESTION, acq=r.get("acq"), findings=r.get("findings"))],
-                max_new_tokens=model.cfg.answer_tokens, use_cache=use_cache)
+        prompt = build_prompt(r["question"] or DEFAULT_QUESTION, acq=r.get("acq"), findings=r.get("findings"))
+        predict_images(model, [load_image(r["image"])], [prompt], max_new_tokens=model.cfg.answer_tokens,
+                       use_cache=use_cache)
         times.append(time.perf_counter() - began)
     if not times:
         return {}
