@@ -83,7 +83,7 @@ class VQATrainSettings:
         same answer (``answer_overlap``).
     init_from
         Start from a saved model's weights instead of random ones: a shipped model name
-        (``dwi``) or a model folder. The new model takes that model's architecture (the recipe's
+        (``dwi``) or a model folder (an ensemble: its first member). The new model takes that model's architecture (the recipe's
         ``model`` section keeps image size, dropout, head size, sequence length) and every
         weight not tied to its vocabulary or labels (:mod:`lcid.vlm.transfer`); what was copied
         is recorded under ``data.init_from`` in ``training.json``. Empty: from scratch.
@@ -156,7 +156,7 @@ def train_vqa(
             image_attributes(samples, settings.aux_targets, presupposition=settings.aux_presupposition),
             settings.aux_targets
         )
-    source = load_source(settings.init_from) if settings.init_from else None
+    source, source_dir = load_source(settings.init_from) if settings.init_from else (None, None)
     model_section = settings.model if source is None else inherit_architecture(
         settings.model, source.cfg, name=settings.init_from)
     cfg = VLMConfig.from_dict(
@@ -175,7 +175,7 @@ def train_vqa(
         model = FlamingoVLM.build(cfg, tokenizer)
     else:
         model, transferred = started_from(source, cfg, tokenizer)
-        init_record = {"init_from": {"model": settings.init_from, **transferred}}
+        init_record = {"init_from": {"model": settings.init_from, "folder": str(source_dir), **transferred}}
     cfg = model.cfg
     dataset = VLMDataset(
         examples, images, tokenizer, image_size=cfg.image_size, max_length=cfg.max_length,

@@ -125,22 +125,23 @@ def transfer_weights(target: nn.Module, source: nn.Module, *, share_vocabulary: 
     }
 
 
-def load_source(init_from: str | Path) -> FlamingoVLM:
-    """The model to start from: a shipped model name (``dwi``) or a saved model folder.
+def load_source(init_from: str | Path) -> tuple[FlamingoVLM, Path]:
+    """The model to start from and its folder: a shipped model name (``dwi``) or a saved model
+    folder; for an ensemble, its first member (one set of weights).
 
     Raises
     ------
     InputError
-        Not installed, an ensemble (no single set of weights), or unreadable.
+        Not installed, or unreadable.
     """
-    from lcid.vlm.ensemble import ENSEMBLE_FILE
+    from lcid.vlm.ensemble import ENSEMBLE_FILE, read_record
     from lcid.vlm.inference import resolve_model
 
     folder = resolve_model(init_from)
     if (folder / ENSEMBLE_FILE).is_file():
-        raise InputError(f"init_from {init_from}: an ensemble has no single set of weights; name one of its members")
+        folder = folder / read_record(folder)["members"][0]
     try:
-        return FlamingoVLM.from_pretrained(str(folder))
+        return FlamingoVLM.from_pretrained(str(folder)), folder
     except (OSError, ValueError, RuntimeError) as exc:
         raise InputError(f"init_from {init_from}: cannot load {folder} ({exc.__class__.__name__})") from exc
 
