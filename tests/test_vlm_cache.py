@@ -97,12 +97,14 @@ def test_no_generation_means_head_only(tokenizer):
 @pytest.mark.integration
 def test_cache_matches_on_the_shipped_dwi_model():
     from lcid.io.nifti import load_dwi
+    from lcid.vlm.ensemble import VLMEnsemble
     from lcid.vlm.image import to_model_input
     from lcid.vlm.inference import load_model
     from lcid.vlm.prompt import build_prompt
     from lcid.vlm.render import PLANES, plane_axis, render_slice
 
-    model = load_model("dwi")
+    shipped = load_model("dwi")
+    model = shipped.members[0] if isinstance(shipped, VLMEnsemble) else shipped  # the member that writes the text
     scan = load_dwi(REAL_SERIES["philips_achieva"])
     pictures, prompts = [], []
     for i, plane in enumerate(PLANES):

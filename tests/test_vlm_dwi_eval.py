@@ -157,3 +157,28 @@ def test_ensemble_of_dwi_models_calibrates_evaluates_and_answers(trained, tmp_pa
     assert "## Evaluation (held-out scanner and phantom)" in card and "member-1" in card
     answer = ask(read_manifest(data, split="test")[0]["image"], question="what is wrong?", model=str(folder))
     assert answer["answer"] and all(p["threshold"] == ensemble.threshold(p["problem"]) for p in answer["problems"])
+
+
+def test_dwi_training_refuses_init_from(tmp_path):
+    from lcid.errors import InputError
+    from lcid.vlm.dwi.training import train_dwi
+    from lcid.vlm.training import VQATrainSettings
+
+    with pytest.raises(InputError, match="init_from is a key of VQA recipes"):
+        train_dwi(tmp_path, settings=VQATrainSettings(init_from="dwi"), out_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_shipped_dwi_recipes_match_the_members_records():
+    """configs/vlm/dwi*.yaml retrain the shipped ensemble's members: same settings as recorded."""
+    from pathlib import Path
+
+    from lcid.vlm.inference import resolve_model
+    from lcid.vlm.training import VQATrainSettings
+
+    root = Path(__file__).resolve().parents[1]
+    folder = resolve_model("dwi")
+    for i, name in enumerate(["dwi", "dwi_seed1", "dwi_bgwindow", "dwi_bgwindow_seed1"]):
+        recorded = json.loads((folder / f"member-{i}" / "training.json").read_text())["settings"]
+        recipe = json.loads(json.dumps(VQATrainSettings.from_yaml(root / "configs" / "vlm" / f"{name}.yaml").__dict__))
+        assert {k: v for k, v in recipe.items() if k in recorded} == recorded, name

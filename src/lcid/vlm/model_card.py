@@ -79,8 +79,11 @@ def render_ensemble_card(
 
 
 def _training_lines(training: dict[str, Any]) -> list[str]:
+    # long id lists (e.g. the scans kept out of fitting) are shown as their length
+    data = {k: (f"{len(v)} items" if isinstance(v, list) and len(v) > 10 else v)
+            for k, v in (training.get("data") or {}).items()}
     return [f"- command: `{training.get('command', '')}`", f"- seed: {training.get('seed')}",
-            f"- data: {json.dumps(training.get('data', {}))}", f"- parameters: {training.get('parameters')}",
+            f"- data: {json.dumps(data)}", f"- parameters: {training.get('parameters')}",
             f"- seconds: {training.get('seconds', 0):.0f}"]
 
 

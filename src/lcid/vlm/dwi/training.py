@@ -100,6 +100,8 @@ def train_dwi(
     ``training.json`` record (command, recipe, seed, data set build settings, time, versions).
     """
     out_dir = Path(out_dir)
+    if settings.init_from:
+        raise InputError("init_from is a key of VQA recipes (lcid train vqa); DWI models train from scratch")
     rows = read_manifest(data_dir, split="train")
     if not rows:
         raise InputError(f"{data_dir} has no training rows")
