@@ -101,7 +101,7 @@ def test_mismatched_or_incomplete_members_are_refused(tokenizer, tmp_path):
 
 
 def test_multilabel_ensemble_decides_at_its_own_thresholds(tokenizer, tmp_path):
-    from lcid.vlm.model import THRESHOLDS_FILE
+    from lcid.vlm.model import THRESHOLDS_FILE, write_thresholds
     from lcid.vlm.predict import detected
 
     labels = ("motion", "noise", "spikes")
@@ -119,7 +119,7 @@ def test_multilabel_ensemble_decides_at_its_own_thresholds(tokenizer, tmp_path):
     assert all(got[k] == pytest.approx((each[0][k] + each[1][k]) / 2, abs=1e-6) for k in labels)
     low = min(got.values())
     ensemble.set_thresholds({label: max(0.01, round(low - 0.005, 4)) for label in labels}, {"source": "unit test"})
-    ensemble.save_thresholds(folder)
+    write_thresholds(folder, ensemble.thresholds, ensemble.thresholds_record)
     loaded = VLMEnsemble.from_pretrained(folder)
     assert loaded.thresholds == ensemble.thresholds and loaded.thresholds_record == {"source": "unit test"}
     prediction = loaded.predict_images(images, prompts, max_new_tokens=0)[0]

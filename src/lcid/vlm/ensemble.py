@@ -29,7 +29,7 @@ import torch
 from lcid.errors import InputError
 from lcid.vlm.config import VLMConfig
 from lcid.vlm.image import to_model_input
-from lcid.vlm.model import DEFAULT_THRESHOLD, FlamingoVLM, checked_thresholds, read_thresholds, write_thresholds
+from lcid.vlm.model import DEFAULT_THRESHOLD, FlamingoVLM, checked_thresholds, read_thresholds
 from lcid.vlm.predict import Prediction, predict
 from lcid.vlm.tokenizer import VLMTokenizer
 
@@ -81,13 +81,10 @@ class VLMEnsemble:
         return float(self.thresholds.get(label, DEFAULT_THRESHOLD))
 
     def set_thresholds(self, thresholds: Mapping[str, float], record: Mapping[str, Any] | None = None) -> None:
-        """Use these per-label thresholds for the averaged probabilities (saved by :meth:`save_thresholds`)."""
+        """Use these per-label thresholds for the averaged probabilities (saved into the ensemble
+        folder with :func:`lcid.vlm.model.write_thresholds`, read back by :meth:`from_pretrained`)."""
         self.thresholds = checked_thresholds(thresholds, self.cfg.head_labels)
         self.thresholds_record = dict(record or {})
-
-    def save_thresholds(self, folder: str | Path) -> Path:
-        """Write the ensemble's ``thresholds.json`` into its folder."""
-        return write_thresholds(Path(folder), self.thresholds, self.thresholds_record)
 
     @torch.no_grad()
     def predict_images(

@@ -83,10 +83,11 @@ class VQATrainSettings:
         same answer (``answer_overlap``).
     init_from
         Start from a saved model's weights instead of random ones: a shipped model name
-        (``dwi``) or a model folder (an ensemble: its first member). The new model takes that model's architecture (the recipe's
-        ``model`` section keeps image size, dropout, head size, sequence length) and every
-        weight not tied to its vocabulary or labels (:mod:`lcid.vlm.transfer`); what was copied
-        is recorded under ``data.init_from`` in ``training.json``. Empty: from scratch.
+        (``dwi``) or a model folder (an ensemble: its first member). The new model takes that
+        model's architecture (the recipe's ``model`` section keeps image size, dropout, head
+        size, sequence length) and every weight not tied to its vocabulary or labels
+        (:mod:`lcid.vlm.transfer`); what was copied is recorded under ``data.init_from`` in
+        ``training.json``. Empty: from scratch.
     """
 
     model: dict[str, Any] = field(default_factory=dict)
