@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lcid.errors import InputError
 from lcid.io.atomic import atomic_write_text
 from lcid.vlm.config import VLMConfig
 
@@ -101,8 +102,8 @@ def _evaluation_lines(evaluation: dict[str, Any] | None) -> list[str]:
 def write_model_card(folder: str | Path, cfg: VLMConfig) -> Path:
     """(Re)write ``README.md`` in a model folder from its ``training.json`` and ``evaluation.json``."""
     folder = Path(folder)
-    return atomic_write_text(folder / "README.md", render_model_card(cfg, _record(folder, TRAINING_FILE),
-                                                                     _record(folder, EVALUATION_FILE)))
+    return atomic_write_text(folder / "README.md", render_model_card(cfg, load_record(folder, TRAINING_FILE),
+                                                                     load_record(folder, EVALUATION_FILE)))
 
 
 def ensemble_card_inputs(
@@ -114,8 +115,8 @@ def ensemble_card_inputs(
     folder = Path(folder)
     record = read_record(folder)
     members = [(VLMConfig.from_dict(json.loads((folder / name / "config.json").read_text())),
-                _record(folder / name, TRAINING_FILE)) for name in record["members"]]
-    return record, members, _record(folder, EVALUATION_FILE)
+                load_record(folder / name, TRAINING_FILE)) for name in record["members"]]
+    return record, members, load_record(folder, EVALUATION_FILE)
 
 
 def write_ensemble_card(folder: str | Path) -> Path:
@@ -123,5 +124,13 @@ def write_ensemble_card(folder: str | Path) -> Path:
     return atomic_write_text(Path(folder) / "README.md", render_ensemble_card(*ensemble_card_inputs(folder)))
 
 
-def _record(folder: Path, name: str) -> dict[str, Any] | None:
-    return json.loads((folder / name).read_text()) if (folder / name).is_file() else None
+def load_record(folder: str | Path, name: str) -> dict[str, Any] | None:
+    """A JSON record of a model folder (``training.json``, ``evaluation.json`` ...); ``None`` when
+    absent, :class:`InputError` when unreadable."""
+    path = Path(folder) / name
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read {path} ({exc.__class__.__name__})") from exc

@@ -10,7 +10,6 @@ problems with too few true cases keep the default 0.5.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from lcid.vlm.dwi.build import read_manifest
 from lcid.vlm.dwi.evaluate import predict_rows
 from lcid.vlm.ensemble import ENSEMBLE_FILE, VLMEnsemble, read_record
 from lcid.vlm.model import DEFAULT_THRESHOLD, FlamingoVLM
+from lcid.vlm.model_card import TRAINING_FILE, load_record
 
 #: Candidate thresholds: a coarse grid, so that a small validation set cannot pick a
 #: needle-sharp value.
@@ -159,14 +159,10 @@ def fitted_record(folder: Path) -> dict[str, Any] | None:
     """
     folder = Path(folder)
     if not (folder / ENSEMBLE_FILE).is_file():
-        path = folder / "training.json"
-        return _read_json(path) if path.is_file() else None
-    records = []
-    for name in read_record(folder)["members"]:
-        path = folder / name / "training.json"
-        if not path.is_file():
-            return None
-        records.append(_read_json(path))
+        return load_record(folder, TRAINING_FILE)
+    records = [load_record(folder / name, TRAINING_FILE) for name in read_record(folder)["members"]]
+    if any(r is None for r in records):
+        return None
     dirs = {str((r.get("data") or {}).get("dir")) for r in records}
     if len(dirs) > 1:
         raise InputError(f"the ensemble's members were fitted on different data sets ({', '.join(sorted(dirs))}): "
@@ -175,10 +171,3 @@ def fitted_record(folder: Path) -> dict[str, Any] | None:
     first = dict(records[0])
     first["data"] = {**(first.get("data") or {}), "validation_ids": sorted(kept_out)}
     return first
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read {path} ({exc.__class__.__name__})") from exc

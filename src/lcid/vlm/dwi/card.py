@@ -13,6 +13,7 @@ from lcid.vlm.model_card import (
     EVALUATION_FILE,
     TRAINING_FILE,
     ensemble_card_inputs,
+    load_record,
     render_ensemble_card,
     render_model_card,
 )
@@ -85,6 +86,5 @@ def write_dwi_card(folder: str | Path) -> Path:
         text = render_ensemble_card(record, members, None, evaluation_lines=evaluation_lines(evaluation))
         return atomic_write_text(folder / "README.md", text)
     cfg = VLMConfig.from_dict(json.loads((folder / "config.json").read_text()))
-    records = [json.loads((folder / name).read_text()) if (folder / name).is_file() else None
-               for name in (TRAINING_FILE, EVALUATION_FILE)]
-    return atomic_write_text(folder / "README.md", render_dwi_card(cfg, *records))
+    return atomic_write_text(folder / "README.md", render_dwi_card(cfg, load_record(folder, TRAINING_FILE),
+                                                                   load_record(folder, EVALUATION_FILE)))

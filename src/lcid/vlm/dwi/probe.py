@@ -35,9 +35,6 @@ from lcid.vlm.dwi.visibility import IMAGE_VISIBLE
 from lcid.vlm.image import load_image, to_model_input
 from lcid.vlm.vision import SmallCNN
 
-#: Problems one picture can show (the macro F1 target's set).
-IMAGE_PROBLEMS = IMAGE_VISIBLE
-
 
 @dataclass(frozen=True)
 class ProbeSettings:
@@ -71,7 +68,7 @@ class ProbeSettings:
     seed: int = 0
 
 
-def picture_labels(rows: Sequence[dict[str, Any]], problems: Sequence[str] = IMAGE_PROBLEMS) -> dict[str, set[str]]:
+def picture_labels(rows: Sequence[dict[str, Any]], problems: Sequence[str] = IMAGE_VISIBLE) -> dict[str, set[str]]:
     """Problems each picture shows: named by one of its questions and not only by that question's findings."""
     labels: dict[str, set[str]] = {}
     for row in rows:
@@ -96,7 +93,7 @@ def run_probe(
     validation: Sequence[dict[str, Any]],
     settings: ProbeSettings,
     *,
-    problems: Sequence[str] = IMAGE_PROBLEMS,
+    problems: Sequence[str] = IMAGE_VISIBLE,
     images: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Train the image-only probe on ``fitted`` rows' pictures; score it on ``validation``'s.
