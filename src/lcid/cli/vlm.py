@@ -1,4 +1,4 @@
-"""``lcid ask``, ``lcid train vqa``, ``lcid eval vqa``, ``lcid model push|calibrate|ensemble``."""
+"""``lcid ask``, ``lcid train vqa``, ``lcid eval vqa``, ``lcid model push|calibrate|ensemble|prior``."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ def register(app: typer.Typer) -> None:
     models.command("push")(push_command)
     models.command("calibrate")(calibrate_command)
     models.command("ensemble")(ensemble_command)
+    models.command("prior")(prior_command)
 
 
 def acquisition_text(bval: Path, bvec: Path) -> str:
@@ -239,3 +240,36 @@ def calibrate_command(
         typer.echo(f"{label:16}{c['threshold']:10.2f}{c['f1']:6.2f}{c['f1_default']:8.2f}{c['positives']:6d}"
                    + ("" if c["chosen"] else "  (too few: 0.5)"))
     typer.echo(f"thresholds saved to {path} ({source})")
+
+
+def prior_command(
+    model: str = typer.Argument(..., help="VQA ensemble folder (or shipped name) to write the prompt prior into."),
+    data_dir: Path | None = typer.Option(None, "--data", help="The data set the members were trained on "
+                                         "(default: the folder recorded in their training.json)."),
+    weight: float | None = typer.Option(None, help="Weight of the prior in [0, 1); default: chosen by log-likelihood "
+                                        "on the questions the members held out."),
+    C: float = typer.Option(3.0, "--C", help="Inverse regularisation of the logistic regression."),
+    threads: int = typer.Option(1, help="CPU threads for torch."),
+) -> None:
+    """Fit a text-only answer model on the ensemble's training questions and multiply it into its answers."""
+    from lcid.cli import fail, use_threads
+    from lcid.vlm.inference import resolve_model
+    from lcid.vlm.model_card import write_ensemble_card
+    from lcid.vlm.prompt_prior import fit_ensemble_prior
+
+    use_threads(threads)
+    argv = ["lcid", "model", "prior", model, *(["--data", data_dir] if data_dir else []),
+            *(["--weight", weight] if weight is not None else []), "--C", C]
+    try:
+        folder = resolve_model(model)
+        prior = fit_ensemble_prior(folder, data_dir=data_dir, weight=weight, C=C,
+                                   command=" ".join(shlex.quote(str(a)) for a in argv))
+        write_ensemble_card(folder)
+    except InputError as exc:
+        fail(str(exc))
+    chosen = prior.record.get("weight_chosen_on")
+    if chosen:
+        typer.echo(f"{'weight':>8}{'held-out NLL':>14}")
+        for w, nll in chosen["mean_nll_by_weight"].items():
+            typer.echo(f"{w:8.1f}{nll:14.3f}" + ("  <- chosen" if w == prior.weight else ""))
+    typer.echo(f"prompt prior (weight {prior.weight:.2f}, {prior.record['questions']} training questions) saved to {folder}")

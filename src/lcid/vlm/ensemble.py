@@ -12,7 +12,9 @@ channels or architecture but must share the head: the same kind (multiclass answ
 multi-label problems) over the same labels. A multi-label ensemble decides with its own
 per-label thresholds (``thresholds.json`` in the ensemble folder, chosen on validation data
 for the averaged probabilities by ``lcid model calibrate``); the members' own thresholds are
-not used. The first member writes the generated text.
+not used. A multiclass (VQA) ensemble may carry a text-only answer model over the prompt
+(``prompt_prior.skops``, added by ``lcid model prior``; :mod:`lcid.vlm.prompt_prior`) whose
+probabilities are multiplied into the members' mean. The first member writes the generated text.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from lcid.vlm.config import VLMConfig
 from lcid.vlm.image import to_model_input
 from lcid.vlm.model import DEFAULT_THRESHOLD, FlamingoVLM, checked_thresholds, read_thresholds
 from lcid.vlm.predict import Prediction, predict
+from lcid.vlm.prompt_prior import PromptPrior
 from lcid.vlm.tokenizer import VLMTokenizer
 
 ENSEMBLE_FILE = "ensemble.json"
@@ -64,6 +67,8 @@ class VLMEnsemble:
         #: The ensemble's own per-label decision thresholds (multi-label heads); see the module docstring.
         self.thresholds: dict[str, float] = {}
         self.thresholds_record: dict[str, Any] = {}
+        #: Text-only answer model multiplied into the mean (multiclass heads); ``None``: the mean alone.
+        self.prior: PromptPrior | None = None
 
     @property
     def cfg(self) -> VLMConfig:
@@ -92,13 +97,17 @@ class VLMEnsemble:
         use_cache: bool = True,
     ) -> list[Prediction]:
         """Each member sees the images at its own input size; head probabilities are averaged
-        and the first member's generated text is kept."""
+        (then multiplied by the prompt prior's, when the ensemble has one) and the first member's
+        generated text is kept."""
         runs = [
             predict(m, _pixels(images, m.cfg.image_size), prompts, max_new_tokens=max_new_tokens if i == 0 else 0,
                     use_cache=use_cache)
             for i, m in enumerate(self.members)
         ]
-        return [combine(list(per_image)) for per_image in zip(*runs, strict=True)]
+        combined = [combine(list(per_image)) for per_image in zip(*runs, strict=True)]
+        if self.prior is not None:
+            combined = self.prior.apply(combined, prompts, self.cfg.head_labels)
+        return combined
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -116,6 +125,9 @@ class VLMEnsemble:
         saved = read_thresholds(folder)
         if saved is not None:
             ensemble.set_thresholds(*saved)
+        ensemble.prior = PromptPrior.load(folder)
+        if ensemble.prior is not None and ensemble.cfg.head != "multiclass":
+            raise InputError(f"{folder} has a prompt prior but a {ensemble.cfg.head} head (priors are for VQA answers)")
         return ensemble
 
 

@@ -49,11 +49,11 @@ def render_model_card(cfg: VLMConfig, training: dict[str, Any] | None, evaluatio
 
 def render_ensemble_card(
     record: dict[str, Any], members: list[tuple[VLMConfig, dict[str, Any] | None]], evaluation: dict[str, Any] | None,
-    *, evaluation_lines: list[str] | None = None,
+    *, evaluation_lines: list[str] | None = None, prior: dict[str, Any] | None = None,
 ) -> str:
     """Card of an ensemble folder (:mod:`lcid.vlm.ensemble`): how it combines, each member's
     architecture and training, and the ensemble's scores (``evaluation_lines`` replaces the VQA
-    score table, e.g. with a DWI one)."""
+    score table, e.g. with a DWI one; ``prior`` is ``prompt_prior.json`` when the ensemble has one)."""
     lines = [
         *FRONT_MATTER,
         "",
@@ -71,6 +71,11 @@ def render_ensemble_card(
     ]
     if record.get("command"):
         lines += ["", f"Built with `{record['command']}` from the members' training runs below."]
+    if prior:
+        lines += ["", (f"The mean is multiplied by a text-only answer model over the prompt (weight {prior.get('weight')}: "
+                       f"p ∝ mean^(1-w) · prior^w; {prior.get('classifier', '')} on {prior.get('features', '')}, "
+                       f"{prior.get('questions')} training questions; `prompt_prior.skops`), made with "
+                       f"`{prior.get('command', '')}`.")]
     for name, (cfg, training) in zip(record["members"], members, strict=True):
         lines += ["", f"## {name}", "",
                   (f"Vision encoder `{cfg.vision}` ({cfg.image_size} px), {cfg.n_latents} latents, language model "
@@ -121,7 +126,10 @@ def ensemble_card_inputs(
 
 def write_ensemble_card(folder: str | Path) -> Path:
     """(Re)write ``README.md`` of a VQA ensemble folder from :func:`ensemble_card_inputs`."""
-    return atomic_write_text(Path(folder) / "README.md", render_ensemble_card(*ensemble_card_inputs(folder)))
+    from lcid.vlm.prompt_prior import RECORD_FILE
+
+    return atomic_write_text(Path(folder) / "README.md", render_ensemble_card(
+        *ensemble_card_inputs(folder), prior=load_record(folder, RECORD_FILE)))
 
 
 def load_record(folder: str | Path, name: str) -> dict[str, Any] | None:
