@@ -64,6 +64,10 @@ def test_prior_follows_the_head_labels_and_saves_and_loads(tmp_path):
     loaded = PromptPrior.load(tmp_path)
     assert loaded.weight == 0.3 and loaded.record["questions"] == 6
     assert loaded.probabilities(PROMPTS, labels) == pytest.approx(prior.probabilities(PROMPTS, labels))
+    record = json.loads((tmp_path / "prompt_prior.json").read_text())
+    (tmp_path / "prompt_prior.json").write_text(json.dumps({**record, "weight": "heavy"}))
+    with pytest.raises(InputError, match="no numeric weight"):
+        PromptPrior.load(tmp_path)
     (tmp_path / "prompt_prior.skops").write_bytes(b"not a zip")
     with pytest.raises(InputError, match="cannot read .*prompt_prior.skops"):
         PromptPrior.load(tmp_path)

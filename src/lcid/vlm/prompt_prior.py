@@ -121,7 +121,10 @@ class PromptPrior:
             classifier = skops.io.load(folder / PRIOR_FILE)  # only scikit-learn's own types are trusted
         except Exception as exc:  # skops raises OSError, UntrustedTypesFoundException, zip errors ...
             raise InputError(f"cannot read {folder / PRIOR_FILE} ({exc.__class__.__name__})") from exc
-        return cls(classifier, float(record.get("weight", -1)), record)
+        weight = record.get("weight")
+        if isinstance(weight, bool) or not isinstance(weight, int | float):
+            raise InputError(f"{folder / RECORD_FILE} has no numeric weight")
+        return cls(classifier, weight, record)
 
 
 def checked_weight(weight: float) -> float:
