@@ -125,17 +125,18 @@ def test_shipped_vqa_rad_prior_is_reproduced_from_its_record():
     folder = resolve_model("vqa-rad")
     shipped = PromptPrior.load(folder)
     assert shipped.weight == 0.3 and shipped.record["questions"] == 3064 and "lcid model prior" in shipped.record["command"]
-    assert load_model("vqa-rad").prior is not None
+    model = load_model("vqa-rad")
+    assert model.prior is not None
     kept, held, source = training_split(folder, data_dir=SHARED_DATA / "vqa_rad")
     assert len(kept) == 3064 and not held and source["format"] == "vqa-rad"
     refit = PromptPrior(fit_classifier([build_prompt(s.question) for s in kept], [s.answer for s in kept],
                                        C=shipped.record["C"]), shipped.weight)
     test = read_vqa_split(SHARED_DATA / "vqa_rad", split="test")[:40]
-    prompts, labels = [build_prompt(s.question) for s in test], load_model("vqa-rad").cfg.head_labels
+    prompts, labels = [build_prompt(s.question) for s in test], model.cfg.head_labels
     assert refit.probabilities(prompts, labels) == pytest.approx(shipped.probabilities(prompts, labels), abs=1e-4)
     # the text alone answers closed test questions well above the majority answer (docs/vqa.md)
     closed = [s for s in test if s.answer_type == "closed"]
     probs = shipped.probabilities([build_prompt(s.question) for s in closed], labels)
-    answers = [final_answer(load_model("vqa-rad"), Prediction("", tuple(sorted(zip(labels, row), key=lambda t: -t[1]))),
+    answers = [final_answer(model, Prediction("", tuple(sorted(zip(labels, row), key=lambda t: -t[1]))),
                             question=s.question) for s, row in zip(closed, probs, strict=True)]
     assert sum(a == s.answer for a, s in zip(answers, closed, strict=True)) / len(closed) > 0.6

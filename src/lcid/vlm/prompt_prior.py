@@ -177,32 +177,29 @@ def training_split(folder: str | Path, *, data_dir: str | Path | None = None) ->
     ``data_dir`` replaces the recorded data folder (recorded relative to where training ran).
     Returns ``(kept, held_out, source)`` with ``source`` the agreed data and hold-out settings.
     """
-    from lcid.io.vqa import read_vqa_split
-    from lcid.io.vqa_holdout import holdout_split
     from lcid.vlm.ensemble import read_record
     from lcid.vlm.model_card import TRAINING_FILE, load_record
+    from lcid.vlm.training import VQATrainSettings, training_questions
 
     folder = Path(folder)
     sources = []
     for name in read_record(folder)["members"]:
         training = load_record(folder / name, TRAINING_FILE)
-        if not training or "data" not in training or "settings" not in training:
-            raise InputError(f"{folder / name} has no training record of a VQA run (training.json)")
-        data, settings = training["data"], training["settings"]
-        sources.append({"dir": data.get("dir"), "format": data.get("format", "vqa-rad"), "split": data.get("split", "train"),
-                        **{k: settings.get(k, default) for k, default in (("holdout_fraction", 0.0), ("holdout_seed", 0),
-                                                                       ("holdout_groups", False),
-                                                                       ("holdout_phrase_types", []))}})
+        try:
+            data, settings = training["data"], VQATrainSettings(**training["settings"])
+        except (TypeError, KeyError) as exc:
+            raise InputError(f"{folder / name} has no training record of a VQA run (training.json)") from exc
+        sources.append({"dir": data.get("dir"), "format": data.get("format", "vqa-rad"), "split": "train",
+                        **{key: getattr(settings, key) for key in _HOLDOUT_KEYS}})
     if any(s != sources[0] for s in sources[1:]):
         raise InputError(f"the members of {folder} were trained on different data or hold-outs; "
                          "a prompt prior needs one set of training questions")
-    source = dict(sources[0])
-    if data_dir is not None:
-        source["dir"] = str(data_dir)
-    samples = read_vqa_split(source["dir"], split=source["split"], data_format=source["format"])
-    kept, held = holdout_split(samples, fraction=source["holdout_fraction"], seed=source["holdout_seed"],
-                               groups=source["holdout_groups"], phrase_types=source["holdout_phrase_types"])
+    source = {**sources[0], **({"dir": str(data_dir)} if data_dir is not None else {})}
+    kept, held = training_questions(source["dir"], settings, data_format=source["format"])
     return kept, held, source
+
+
+_HOLDOUT_KEYS = ("holdout_fraction", "holdout_seed", "holdout_groups", "holdout_phrase_types")
 
 
 def fit_ensemble_prior(

@@ -16,7 +16,7 @@ import yaml
 
 from lcid.errors import InputError
 from lcid.io.atomic import atomic_dir
-from lcid.io.vqa import VQAFormat, read_vqa_split
+from lcid.io.vqa import VQAFormat, VQASample, read_vqa_split
 from lcid.io.vqa_holdout import answer_overlap, holdout_split
 from lcid.train.config import TrainConfig
 from lcid.train.loop import fit
@@ -145,9 +145,7 @@ def train_vqa(
         The content of ``training.json``.
     """
     out_dir = Path(out_dir)
-    samples = read_vqa_split(data_dir, split="train", data_format=data_format)
-    samples, held_out = holdout_split(samples, fraction=settings.holdout_fraction, seed=settings.holdout_seed,
-                                      groups=settings.holdout_groups, phrase_types=settings.holdout_phrase_types)
+    samples, held_out = training_questions(data_dir, settings, data_format=data_format)
     labels = answer_vocabulary(samples, min_count=settings.min_answer_count)
     examples, images = vqa_examples(samples)
     aux_labels: dict[str, tuple[str, ...]] = {}
@@ -199,6 +197,15 @@ def train_vqa(
         (out_dir / "model" / VALIDATION_FILE).write_text(json.dumps(scores, indent=2) + "\n")
         record["validation"] = scores
     return record
+
+
+def training_questions(
+    data_dir: str | Path, settings: VQATrainSettings, *, data_format: VQAFormat = "vqa-rad"
+) -> tuple[list[VQASample], list[VQASample]]:
+    """The training split's questions a recipe fits on, and those its hold-out settings keep out."""
+    samples = read_vqa_split(data_dir, split="train", data_format=data_format)
+    return holdout_split(samples, fraction=settings.holdout_fraction, seed=settings.holdout_seed,
+                         groups=settings.holdout_groups, phrase_types=settings.holdout_phrase_types)
 
 
 #: Scores on the held-out training questions, saved in the model folder.
@@ -286,4 +293,4 @@ def copy_model(src: str | Path, dst: str | Path) -> Path:
     return dst
 
 
-__all__ = ["VALIDATION_FILE", "VQATrainSettings", "copy_model", "holdout_split", "train_vqa"]
+__all__ = ["VALIDATION_FILE", "VQATrainSettings", "copy_model", "holdout_split", "train_vqa", "training_questions"]
