@@ -158,6 +158,32 @@ def test_ensemble_of_dwi_models_calibrates_evaluates_and_answers(trained, tmp_pa
     answer = ask(read_manifest(data, split="test")[0]["image"], question="what is wrong?", model=str(folder))
     assert answer["answer"] and all(p["threshold"] == ensemble.threshold(p["problem"]) for p in answer["problems"])
 
+    # the slice-statistics classifier: fitted on the members' training pictures, thresholds chosen again
+    from lcid.vlm.dwi.card import write_dwi_card
+    from lcid.vlm.dwi.probe import picture_labels
+    from lcid.vlm.dwi.statistics_model import fit_ensemble_statistics
+
+    fitted_rows = [r for r in read_manifest(data, split="train") if r["id"] not in kept_out]
+    shown = picture_labels(fitted_rows)
+    result = CliRunner().invoke(app, ["model", "statistics", str(folder), "--data", str(data)])
+    assert result.exit_code == 2 and f"at least 10 of the {len(shown)} training pictures" in result.output
+    assert not (folder / "slice_statistics.json").exists()
+    learnable = [p for p in IMAGE_VISIBLE if 1 <= sum(p in v for v in shown.values()) < len(shown)]
+    assert learnable  # the tiny set has some; the real one all eight
+    model, _ = fit_ensemble_statistics(folder, data_dir=data, command="unit test", min_pictures=1)
+    write_dwi_card(folder)
+    record = json.loads((folder / "slice_statistics.json").read_text())
+    assert list(model.problems) == record["problems"] == learnable and record["data"]["pictures"] == len(shown)
+    combined = load_model(folder)
+    with_statistics = predict_rows(combined, rows, generate=False)
+    assert all(dict(a.head)[p] >= dict(b.head)[p] - 1e-6  # noisy-OR never lowers the members' mean
+               for a, b in zip(with_statistics, predict_rows(ensemble, rows, generate=False), strict=True)
+               for p in labels)
+    assert json.loads((folder / "thresholds.json").read_text())["thresholds"] == combined.thresholds
+    assert "slice statistics" in (folder / "README.md").read_text()
+    result = CliRunner().invoke(app, ["model", "statistics", str(model_dir), "--data", str(data)])
+    assert result.exit_code == 2 and "not an ensemble folder" in result.output
+
 
 def test_dwi_training_refuses_init_from(tmp_path):
     from lcid.errors import InputError

@@ -1,4 +1,4 @@
-"""``lcid ask``, ``lcid train vqa``, ``lcid eval vqa``, ``lcid model push|calibrate|ensemble|prior``."""
+"""``lcid ask``, ``lcid train vqa``, ``lcid eval vqa``, ``lcid model push|calibrate|ensemble|prior|statistics``."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ def register(app: typer.Typer) -> None:
     models.command("calibrate")(calibrate_command)
     models.command("ensemble")(ensemble_command)
     models.command("prior")(prior_command)
+    models.command("statistics")(statistics_command)
 
 
 def acquisition_text(bval: Path, bvec: Path) -> str:
@@ -273,3 +274,32 @@ def prior_command(
         for w, nll in chosen["mean_nll_by_weight"].items():
             typer.echo(f"{w:8.1f}{nll:14.3f}" + ("  <- chosen" if w == prior.weight else ""))
     typer.echo(f"prompt prior (weight {prior.weight:.2f}, {prior.record['questions']} training questions) saved to {folder}")
+
+
+def statistics_command(
+    model: str = typer.Argument(..., help="DWI ensemble folder (or shipped name) to add the slice-statistics classifier to."),
+    data_dir: Path | None = typer.Option(None, "--data", help="The data set the members were trained on "
+                                         "(default: the folder recorded in their training.json)."),
+    threads: int = typer.Option(1, help="CPU threads for torch."),
+) -> None:
+    """Fit a picture-only classifier over slice statistics on the members' training pictures, combine
+    it with the ensemble's problem probabilities (noisy-OR) and choose the thresholds again."""
+    from lcid.cli import fail, use_threads
+    from lcid.vlm.dwi.card import write_dwi_card
+    from lcid.vlm.dwi.statistics_model import fit_ensemble_statistics
+    from lcid.vlm.inference import resolve_model
+
+    use_threads(threads)
+    argv = ["lcid", "model", "statistics", model, *(["--data", data_dir] if data_dir else [])]
+    try:
+        folder = resolve_model(model)
+        statistics, record = fit_ensemble_statistics(folder, data_dir=data_dir,
+                                                     command=" ".join(shlex.quote(str(a)) for a in argv))
+        write_dwi_card(folder)
+    except InputError as exc:
+        fail(str(exc))
+    typer.echo(f"{'problem':16}{'threshold':>10}{'F1':>6}{'n':>6}")
+    for label, c in record["problems"].items():
+        typer.echo(f"{label:16}{c['threshold']:10.2f}{c['f1']:6.2f}{c['positives']:6d}")
+    typer.echo(f"slice-statistics classifier ({statistics.record['data']['pictures']} training pictures) and "
+               f"thresholds saved to {folder}")

@@ -14,7 +14,10 @@ per-label thresholds (``thresholds.json`` in the ensemble folder, chosen on vali
 for the averaged probabilities by ``lcid model calibrate``); the members' own thresholds are
 not used. A multiclass (VQA) ensemble may carry a text-only answer model over the prompt
 (``prompt_prior.skops``, added by ``lcid model prior``; :mod:`lcid.vlm.prompt_prior`) whose
-probabilities are multiplied into the members' mean. The first member writes the generated text.
+probabilities are multiplied into the members' mean; a multi-label (DWI) ensemble may carry a
+picture-only classifier over slice statistics (``slice_statistics.skops``, added by
+``lcid model statistics``; :mod:`lcid.vlm.dwi.statistics_model`) combined with the mean by
+noisy-OR. The first member writes the generated text.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import json
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -35,6 +38,9 @@ from lcid.vlm.model import DEFAULT_THRESHOLD, FlamingoVLM, checked_thresholds, r
 from lcid.vlm.predict import Prediction, predict
 from lcid.vlm.prompt_prior import PromptPrior
 from lcid.vlm.tokenizer import VLMTokenizer
+
+if TYPE_CHECKING:
+    from lcid.vlm.dwi.statistics_model import SliceStatisticsModel
 
 ENSEMBLE_FILE = "ensemble.json"
 FORMAT_VERSION = 1
@@ -69,6 +75,8 @@ class VLMEnsemble:
         self.thresholds_record: dict[str, Any] = {}
         #: Text-only answer model multiplied into the mean (multiclass heads); ``None``: the mean alone.
         self.prior: PromptPrior | None = None
+        #: Picture-only classifier over slice statistics combined with the mean (multi-label heads).
+        self.statistics: SliceStatisticsModel | None = None
 
     @property
     def cfg(self) -> VLMConfig:
@@ -97,8 +105,8 @@ class VLMEnsemble:
         use_cache: bool = True,
     ) -> list[Prediction]:
         """Each member sees the images at its own input size; head probabilities are averaged
-        (then multiplied by the prompt prior's, when the ensemble has one) and the first member's
-        generated text is kept."""
+        (then multiplied by the prompt prior's, or combined with the slice-statistics classifier's,
+        when the ensemble has one) and the first member's generated text is kept."""
         runs = [
             predict(m, _pixels(images, m.cfg.image_size), prompts, max_new_tokens=max_new_tokens if i == 0 else 0,
                     use_cache=use_cache)
@@ -107,6 +115,8 @@ class VLMEnsemble:
         combined = [combine(list(per_image)) for per_image in zip(*runs, strict=True)]
         if self.prior is not None:
             combined = self.prior.apply(combined, prompts, self.cfg.head_labels)
+        if self.statistics is not None:
+            combined = self.statistics.apply(combined, images)
         return combined
 
     # ------------------------------------------------------------------ loading
@@ -128,6 +138,14 @@ class VLMEnsemble:
         ensemble.prior = PromptPrior.load(folder)
         if ensemble.prior is not None and ensemble.cfg.head != "multiclass":
             raise InputError(f"{folder} has a prompt prior but a {ensemble.cfg.head} head (priors are for VQA answers)")
+        from lcid.vlm.dwi.statistics_model import SliceStatisticsModel
+
+        ensemble.statistics = SliceStatisticsModel.load(folder)
+        if ensemble.statistics is not None:
+            unknown = set(ensemble.statistics.problems) - set(ensemble.cfg.head_labels)
+            if ensemble.cfg.head != "multilabel" or unknown:
+                raise InputError(f"{folder} has a slice-statistics classifier that does not fit its "
+                                 f"{ensemble.cfg.head} head (problems {sorted(unknown) or 'ok'})")
         return ensemble
 
 

@@ -50,10 +50,12 @@ def render_model_card(cfg: VLMConfig, training: dict[str, Any] | None, evaluatio
 def render_ensemble_card(
     record: dict[str, Any], members: list[tuple[VLMConfig, dict[str, Any] | None]], evaluation: dict[str, Any] | None,
     *, evaluation_lines: list[str] | None = None, prior: dict[str, Any] | None = None,
+    statistics: dict[str, Any] | None = None,
 ) -> str:
     """Card of an ensemble folder (:mod:`lcid.vlm.ensemble`): how it combines, each member's
     architecture and training, and the ensemble's scores (``evaluation_lines`` replaces the VQA
-    score table, e.g. with a DWI one; ``prior`` is ``prompt_prior.json`` when the ensemble has one)."""
+    score table, e.g. with a DWI one; ``prior`` is ``prompt_prior.json`` and ``statistics``
+    ``slice_statistics.json`` when the ensemble has one)."""
     lines = [
         *FRONT_MATTER,
         "",
@@ -76,6 +78,12 @@ def render_ensemble_card(
                        f"p ∝ mean^(1-w) · prior^w; {prior.get('classifier', '')} on {prior.get('features', '')}, "
                        f"{prior.get('questions')} training questions; `prompt_prior.skops`), made with "
                        f"`{prior.get('command', '')}`.")]
+    if statistics:
+        data = statistics.get("data") or {}
+        lines += ["", (f"The mean is combined by noisy-OR (1 - (1 - mean)(1 - q)) with a picture-only classifier over slice "
+                       f"statistics ({statistics.get('classifier', '')}; `slice_statistics.skops`) for "
+                       f"{', '.join(statistics.get('problems') or [])}, fitted on {data.get('pictures')} training "
+                       f"pictures with `{statistics.get('command', '')}`; the thresholds were chosen for the combination.")]
     for name, (cfg, training) in zip(record["members"], members, strict=True):
         lines += ["", f"## {name}", "",
                   (f"Vision encoder `{cfg.vision}` ({cfg.image_size} px), {cfg.n_latents} latents, language model "

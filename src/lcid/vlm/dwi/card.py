@@ -83,7 +83,10 @@ def write_dwi_card(folder: str | Path) -> Path:
     folder = Path(folder)
     if (folder / ENSEMBLE_FILE).is_file():
         record, members, evaluation = ensemble_card_inputs(folder)
-        text = render_ensemble_card(record, members, None, evaluation_lines=evaluation_lines(evaluation))
+        from lcid.vlm.dwi.statistics_model import RECORD_FILE
+
+        text = render_ensemble_card(record, members, None, evaluation_lines=evaluation_lines(evaluation),
+                                    statistics=load_record(folder, RECORD_FILE))
         return atomic_write_text(folder / "README.md", text)
     cfg = VLMConfig.from_dict(json.loads((folder / "config.json").read_text()))
     return atomic_write_text(folder / "README.md", render_dwi_card(cfg, load_record(folder, TRAINING_FILE),
