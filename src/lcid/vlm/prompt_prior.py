@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from lcid.errors import InputError
+from lcid.io.estimator_files import read_estimator, write_estimator
 from lcid.vlm.predict import Prediction
 
 PRIOR_FILE = "prompt_prior.skops"
@@ -95,35 +96,18 @@ class PromptPrior:
     # ------------------------------------------------------------------ files
     def save(self, folder: str | Path) -> None:
         """Write ``prompt_prior.skops`` and ``prompt_prior.json`` (weight and how it was fitted) into ``folder``."""
-        import json
-        import zipfile
-
-        import skops.io
-
-        from lcid.io.atomic import atomic_dir
-
-        with atomic_dir(folder) as tmp:
-            skops.io.dump(self.classifier, tmp / PRIOR_FILE, compression=zipfile.ZIP_DEFLATED)
-            (tmp / RECORD_FILE).write_text(json.dumps({**self.record, "weight": self.weight}, indent=2) + "\n")
+        write_estimator(folder, PRIOR_FILE, self.classifier, RECORD_FILE, {**self.record, "weight": self.weight})
 
     @classmethod
     def load(cls, folder: str | Path) -> PromptPrior | None:
         """The prior saved in ``folder``; ``None`` when it has none."""
-        import skops.io
-
-        from lcid.vlm.model_card import load_record
-
-        folder = Path(folder)
-        record = load_record(folder, RECORD_FILE)
-        if record is None:
+        saved = read_estimator(folder, PRIOR_FILE, RECORD_FILE)
+        if saved is None:
             return None
-        try:
-            classifier = skops.io.load(folder / PRIOR_FILE)  # only scikit-learn's own types are trusted
-        except Exception as exc:  # skops raises OSError, UntrustedTypesFoundException, zip errors ...
-            raise InputError(f"cannot read {folder / PRIOR_FILE} ({exc.__class__.__name__})") from exc
+        classifier, record = saved
         weight = record.get("weight")
         if isinstance(weight, bool) or not isinstance(weight, int | float):
-            raise InputError(f"{folder / RECORD_FILE} has no numeric weight")
+            raise InputError(f"{Path(folder) / RECORD_FILE} has no numeric weight")
         return cls(classifier, weight, record)
 
 

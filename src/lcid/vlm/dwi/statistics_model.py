@@ -20,8 +20,6 @@ pickle) as ``slice_statistics.skops`` beside ``slice_statistics.json`` in the en
 
 from __future__ import annotations
 
-import json
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lcid.errors import InputError
+from lcid.io.estimator_files import read_estimator, write_estimator
 from lcid.vlm.dwi.slice_statistics import STATISTICS, slice_statistics
 from lcid.vlm.dwi.visibility import IMAGE_VISIBLE
 from lcid.vlm.predict import Prediction
@@ -95,33 +94,19 @@ class SliceStatisticsModel:
     # ------------------------------------------------------------------ files
     def save(self, folder: str | Path) -> None:
         """Write ``slice_statistics.skops`` and ``slice_statistics.json`` into ``folder``."""
-        import skops.io
-
-        from lcid.io.atomic import atomic_dir
-
-        with atomic_dir(folder) as tmp:
-            skops.io.dump(self.classifier, tmp / MODEL_FILE, compression=zipfile.ZIP_DEFLATED)
-            record = {**self.record, "problems": list(self.problems), "statistics": list(STATISTICS)}
-            (tmp / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        record = {**self.record, "problems": list(self.problems), "statistics": list(STATISTICS)}
+        write_estimator(folder, MODEL_FILE, self.classifier, RECORD_FILE, record)
 
     @classmethod
     def load(cls, folder: str | Path) -> SliceStatisticsModel | None:
         """The classifier saved in ``folder``; ``None`` when it has none."""
-        import skops.io
-
-        from lcid.vlm.model_card import load_record
-
-        folder = Path(folder)
-        record = load_record(folder, RECORD_FILE)
-        if record is None:
+        saved = read_estimator(folder, MODEL_FILE, RECORD_FILE, trusted=TRUSTED_TYPES)
+        if saved is None:
             return None
+        classifier, record = saved
         if list(record.get("statistics") or []) != list(STATISTICS):
-            raise InputError(f"{folder / RECORD_FILE} was fitted on other slice statistics than this lcid "
+            raise InputError(f"{Path(folder) / RECORD_FILE} was fitted on other slice statistics than this lcid "
                              "computes: refit it with lcid model statistics")
-        try:
-            classifier = skops.io.load(folder / MODEL_FILE, trusted=TRUSTED_TYPES)
-        except Exception as exc:  # skops raises OSError, UntrustedTypesFoundException, zip errors ...
-            raise InputError(f"cannot read {folder / MODEL_FILE} ({exc.__class__.__name__})") from exc
         return cls(classifier, record.get("problems") or [], record)
 
 
