@@ -13,7 +13,8 @@ Per simulated scan (a source series, a draw of 0-2 problems with severities, a s
 4. Each picture gets questions with or without acquisition text; labels are what that picture
    and text honestly show (:mod:`lcid.vlm.dwi.visibility`: geometry, and for ghosting, spikes
    and Gibbs ringing the Rose criterion on the artifact's contribution in that picture,
-   :mod:`lcid.vlm.dwi.conspicuity`); the answer is written from the
+   :mod:`lcid.vlm.dwi.conspicuity`), including what a real source series already had before
+   simulation (:mod:`lcid.vlm.dwi.native`); the answer is written from the
    knowledge base (:mod:`lcid.vlm.dwi.text`).
 
 Everything is drawn from one seed; simulated scans are cached (float16) by their recipe.
@@ -38,6 +39,7 @@ from lcid.io.atomic import atomic_dir
 from lcid.io.scan import DWIScan
 from lcid.simulate.anatomy import object_mask, pe_axis, slice_axis
 from lcid.vlm.dwi.conspicuity import CONSPICUITY_PROBLEMS, view_detectability
+from lcid.vlm.dwi.native import native_problems, with_native
 from lcid.vlm.dwi.text import (
     QUESTIONS,
     acquisition_facts,
@@ -339,8 +341,10 @@ def build(
     question) plus ``build.json`` (the settings). Same settings, same bytes.
 
     Manifest fields: ``id, image, question, answer, acq, findings, labels, detectability,
-    hidden, severities, injected, source, scanner, split, plane, slice, volume,
-    original_volume, bval, seed``. ``detectability`` is ``{problem: d'}`` of the
+    hidden, severities, injected, native, source, scanner, split, plane, slice, volume,
+    original_volume, bval, seed``. ``native`` (``{problem: severity}``) holds what ``lcid check``
+    finds in the real source series itself (:mod:`lcid.vlm.dwi.native`); ``build.json``
+    records it per source. ``detectability`` is ``{problem: d'}`` of the
     conspicuity-checked artifacts in the picture; ``hidden`` the problems that the geometric
     rules alone would have labelled but that stay under the Rose criterion there.
     ``findings`` (``{problem: severity}`` or null) stands for ``lcid check`` results passed in
@@ -359,18 +363,22 @@ def build(
             for i in range(n_scans)]
     rows: list[dict[str, Any]] = []
     loaded: dict[str, DWIScan] = {}
+    native: dict[str, list[dict[str, Any]]] = {}
     with atomic_dir(out_dir) as tmp:
         (tmp / "images").mkdir()
         count = 0
         for scan_no, (source, scan_seed) in enumerate(tqdm(plan, desc="simulate", disable=not progress)):
             if source not in loaded:
                 loaded[source] = load_source(source, settings=settings, cache=cache)
+                native[source] = [] if source.startswith("phantom_") else native_problems(loaded[source])
             rng = np.random.default_rng(scan_seed)
             problems = draw_problems(rng)
             sim, truth, facts, deltas = cached_simulation(loaded[source], source, problems, seed=scan_seed, cache=cache)
+            injected = {e["problem"]: e["severity"] for e in truth["problems"]}
+            truth = with_native(truth, native[source])
+            had = {e["problem"]: e["severity"] for e in native[source]}
             s_axis, p_axis = slice_axis(sim), pe_axis(sim)
             mask = object_mask(sim) if deltas else None
-            injected = {e["problem"]: e["severity"] for e in truth["problems"]}
             for plane, index, volume in draw_views(sim, truth, rng, count=settings.views_per_scan):
                 if count >= settings.n:
                     break
@@ -397,7 +405,7 @@ def build(
                     if rng.random() < FINDINGS_FRACTION:
                         findings = check_findings(truth, stated)
                         labels = tuple(sorted({*labels, *findings}, key=PROBLEM_IDS.index))
-                    severities = {p: injected.get(p, (findings or {}).get(p, "mild")) for p in labels}
+                    severities = {p: injected.get(p, had.get(p, (findings or {}).get(p, "mild"))) for p in labels}
                     if with_acq and "few_directions" in labels:
                         severities["few_directions"] = few_directions_severity(stated)
                     question = QUESTIONS[int(rng.integers(len(QUESTIONS)))]
@@ -415,6 +423,7 @@ def build(
                         "hidden": [p for p in hidden if p not in labels],
                         "severities": severities,
                         "injected": injected,
+                        "native": had,
                         "source": source,
                         "scanner": scanner_of(source),
                         "split": split_of(source),
@@ -429,8 +438,10 @@ def build(
             if log is not None and scan_no == 0:
                 log(f"first scan: {source} with {problems or 'no problem'}")
         (tmp / MANIFEST).write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+        native_record = {source: {e["problem"]: e["severity"] for e in entries} for source, entries in native.items()}
         (tmp / "build.json").write_text(json.dumps({**settings.__dict__, "holdout": list(HOLDOUT),
-                                                    "n_questions": len(rows)}, indent=2, default=list) + "\n")
+                                                    "native": native_record, "n_questions": len(rows)},
+                                                   indent=2, default=list) + "\n")
     return out_dir
 
 
