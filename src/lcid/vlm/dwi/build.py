@@ -363,20 +363,22 @@ def build(
             for i in range(n_scans)]
     rows: list[dict[str, Any]] = []
     loaded: dict[str, DWIScan] = {}
-    native: dict[str, list[dict[str, Any]]] = {}
+    native: dict[str, list[dict[str, Any]]] = {}  # truth entries of what each real source already has
+    native_record: dict[str, dict[str, str]] = {}  # the same as {problem: severity}, for rows and build.json
     with atomic_dir(out_dir) as tmp:
         (tmp / "images").mkdir()
         count = 0
         for scan_no, (source, scan_seed) in enumerate(tqdm(plan, desc="simulate", disable=not progress)):
             if source not in loaded:
                 loaded[source] = load_source(source, settings=settings, cache=cache)
-                native[source] = [] if source.startswith("phantom_") else native_problems(loaded[source])
+                native[source] = [] if scanner_of(source) == "phantom" else native_problems(loaded[source])
+                native_record[source] = {e["problem"]: e["severity"] for e in native[source]}
             rng = np.random.default_rng(scan_seed)
             problems = draw_problems(rng)
             sim, truth, facts, deltas = cached_simulation(loaded[source], source, problems, seed=scan_seed, cache=cache)
             injected = {e["problem"]: e["severity"] for e in truth["problems"]}
             truth = with_native(truth, native[source])
-            had = {e["problem"]: e["severity"] for e in native[source]}
+            had = native_record[source]
             s_axis, p_axis = slice_axis(sim), pe_axis(sim)
             mask = object_mask(sim) if deltas else None
             for plane, index, volume in draw_views(sim, truth, rng, count=settings.views_per_scan):
@@ -438,7 +440,6 @@ def build(
             if log is not None and scan_no == 0:
                 log(f"first scan: {source} with {problems or 'no problem'}")
         (tmp / MANIFEST).write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
-        native_record = {source: {e["problem"]: e["severity"] for e in entries} for source, entries in native.items()}
         (tmp / "build.json").write_text(json.dumps({**settings.__dict__, "holdout": list(HOLDOUT),
                                                     "native": native_record, "n_questions": len(rows)},
                                                    indent=2, default=list) + "\n")
