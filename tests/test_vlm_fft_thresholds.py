@@ -11,7 +11,7 @@ import torch
 from lcid.errors import InputError
 from lcid.vlm.config import VLMConfig
 from lcid.vlm.dwi.calibrate import best_threshold, calibrate, choose_thresholds, f1_at, validation_rows
-from lcid.vlm.dwi.training import scan_holdout
+from lcid.vlm.dwi.training import scan_holdout, source_holdout
 from lcid.vlm.model import DEFAULT_THRESHOLD, THRESHOLDS_FILE, FlamingoVLM
 from lcid.vlm.predict import Prediction, detected
 from lcid.vlm.tokenizer import VLMTokenizer
@@ -144,6 +144,23 @@ def test_scan_holdout_keeps_each_scan_on_one_side():
     assert scan_holdout(rows, fraction=0.0, seed=0) == (rows, [])
     with pytest.raises(InputError):
         scan_holdout(rows, fraction=1.0, seed=0)
+
+
+def test_source_holdout_keeps_whole_sources_out():
+    rows = _rows(20, 2)
+    kept, out = source_holdout(rows, ["phantom_0"])
+    assert {r["source"] for r in out} == {"phantom_0"} and {r["source"] for r in kept} == {"siemens_prisma_ap"}
+    assert len(kept) + len(out) == len(rows)
+    assert source_holdout(rows, []) == (rows, [])
+    with pytest.raises(InputError, match="holdout_sources philips_elition not in the training split"):
+        source_holdout(rows, ["philips_elition"])
+
+
+def test_vqa_recipes_have_no_sources_to_hold_out(tmp_path):
+    from lcid.vlm.training import VQATrainSettings, train_vqa
+
+    with pytest.raises(InputError, match="holdout_sources is a key of DWI recipes"):
+        train_vqa(tmp_path, settings=VQATrainSettings(holdout_sources=["phantom_0"]), out_dir=tmp_path / "run")
 
 
 def test_thresholds_never_come_from_the_test_split_or_fitted_data(tokenizer, tmp_path):

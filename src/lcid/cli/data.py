@@ -88,8 +88,13 @@ def train_vlm_command(
     data_dir: Path = typer.Option(Path("runs/dwi-vlm-data"), "--data", help="Data set from lcid data build-vlm."),
     out: Path = typer.Option(Path("runs/dwi"), help="Run folder: checkpoints, log, and model/."),
     threads: int = typer.Option(2, help="CPU threads for torch."),
+    holdout_source: list[str] = typer.Option(
+        [], "--holdout-source",
+        help="Also keep out this training source (repeatable): a leave-one-scanner-out run (the recipe's holdout_sources)."),
 ) -> None:
     """Train the DWI vision-language model on the train split (held-out scanners left out)."""
+    import dataclasses
+
     from lcid.cli import fail, use_threads
     from lcid.vlm.dwi.training import train_dwi
     from lcid.vlm.training import VQATrainSettings
@@ -97,6 +102,8 @@ def train_vlm_command(
     use_threads(threads)
     try:
         settings = VQATrainSettings.from_yaml(config)
+        if holdout_source:
+            settings = dataclasses.replace(settings, holdout_sources=[*settings.holdout_sources, *holdout_source])
         command = "lcid " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         record = train_dwi(data_dir, settings=settings, out_dir=out, command=command)
     except InputError as exc:

@@ -74,6 +74,11 @@ class VQATrainSettings:
         When above 0, this fraction of the training questions (drawn with ``holdout_seed``)
         is held out of training and scored at the end (``validation.json`` in the model
         folder): for choosing recipes without touching the test split.
+    holdout_sources
+        DWI recipe only: real or phantom sources (``siemens_prisma_ap``, ``philips_elition``, ...)
+        whose pictures are all kept out of fitting, as a scanner the model never saw: a
+        leave-one-scanner-out run for choosing how to combine evidence
+        (:mod:`lcid.vlm.dwi.cross_scanner`). Their row ids join ``data.validation_ids``.
     holdout_groups, holdout_phrase_types
         Hold out whole groups of questions (same image, normalised answer and question
         type) rather than single questions, and only questions of these phrase types
@@ -107,6 +112,7 @@ class VQATrainSettings:
     ema_decay: float = 0.0
     holdout_fraction: float = 0.0
     holdout_seed: int = 0
+    holdout_sources: list[str] = field(default_factory=list)
     holdout_groups: bool = False
     holdout_phrase_types: list[str] = field(default_factory=list)
     init_from: str = ""
@@ -145,6 +151,8 @@ def train_vqa(
         The content of ``training.json``.
     """
     out_dir = Path(out_dir)
+    if settings.holdout_sources:
+        raise InputError("holdout_sources is a key of DWI recipes (lcid train vlm); VQA questions have no scanner")
     samples, held_out = training_questions(data_dir, settings, data_format=data_format)
     labels = answer_vocabulary(samples, min_count=settings.min_answer_count)
     examples, images = vqa_examples(samples)

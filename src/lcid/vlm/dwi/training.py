@@ -55,6 +55,20 @@ def scan_holdout(
     return fitted, [r for r in rows if (str(r["source"]), int(r["seed"])) in held]
 
 
+def source_holdout(
+    rows: Sequence[dict[str, Any]], sources: Sequence[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Split manifest rows into (kept, left out) by source; a source absent from ``rows`` is an
+    :class:`InputError` (a misspelt name would silently keep the scanner in)."""
+    present = {str(r["source"]) for r in rows}
+    unknown = sorted(set(sources) - present)
+    if unknown:
+        raise InputError(f"holdout_sources {', '.join(unknown)} not in the training split "
+                         f"(sources: {', '.join(sorted(present))})")
+    out = set(sources)
+    return [r for r in rows if r["source"] not in out], [r for r in rows if r["source"] in out]
+
+
 def manifest_examples(rows: Sequence[dict[str, Any]]) -> tuple[list[VLMExample], dict[str, np.ndarray]]:
     """Model examples of manifest rows, and each picture loaded once (key: its path)."""
     images: dict[str, np.ndarray] = {}
@@ -105,7 +119,11 @@ def train_dwi(
     rows = read_manifest(data_dir, split="train")
     if not rows:
         raise InputError(f"{data_dir} has no training rows")
+    rows, left_out = source_holdout(rows, settings.holdout_sources)
+    if not rows:
+        raise InputError(f"holding out {', '.join(settings.holdout_sources)} leaves no training rows in {data_dir}")
     rows, validation = scan_holdout(rows, fraction=settings.holdout_fraction, seed=settings.holdout_seed)
+    validation = left_out + validation
     examples, images = manifest_examples(rows)
     cfg = VLMConfig.from_dict({**settings.model, "head": "multilabel", "head_labels": list(PROBLEM_IDS)})
     torch.manual_seed(int(settings.train.get("seed", 0)))
@@ -123,6 +141,8 @@ def train_dwi(
     build_file = Path(data_dir) / "build.json"
     data_record = {"dir": str(data_dir), "split": "train", "questions": len(rows), "images": len(images),
                    "build": json.loads(build_file.read_text()) if build_file.is_file() else None}
+    if settings.holdout_sources:
+        data_record["holdout_sources"] = sorted(settings.holdout_sources)
     if validation:
         data_record["validation_scans"] = len({(r["source"], r["seed"]) for r in validation})
         data_record["validation_ids"] = [r["id"] for r in validation]
