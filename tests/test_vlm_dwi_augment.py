@@ -12,6 +12,7 @@ from lcid.vlm.dwi.scanner_augment import (
     ScannerParams,
     apply_scanner_params,
     draw_scanner_params,
+    rician_floor,
     scanner_augment,
 )
 from lcid.vlm.dwi.training import ScannerAugmented
@@ -84,3 +85,36 @@ def test_off_by_default_and_the_wrapper_batches_like_its_base():
     assert torch.equal(item["input_ids"], base[0]["input_ids"])
     batch = wrapped.collate([wrapped[0], wrapped[1]])
     assert batch["pixels"].shape == (2, 1, 32, 32) and batch["head_target"].tolist() == [[1.0], [0.0]]
+
+
+def test_noise_floor_is_rician_at_the_asked_level_and_grainier_when_coarse():
+    image = torch.zeros(1, 128, 128)
+    image[:, 32:96, 32:96] = 0.5  # object mean 0.5
+    fine = rician_floor(image, 0.02, 1.0, generator=torch.Generator().manual_seed(0))
+    coarse = rician_floor(image, 0.02, 2.0, generator=torch.Generator().manual_seed(0))
+    for out in (fine, coarse):
+        assert out.shape == image.shape and float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+        inside, background = out[:, 40:88, 40:88], out[:, :24, :24]
+        assert abs(float(inside.std()) - 0.01) < 0.002  # sigma = 2 % of the object's mean
+        # Rayleigh background: mean sigma * sqrt(pi / 2), never negative
+        assert abs(float(background.mean()) - 0.01 * (torch.pi / 2) ** 0.5) < 0.002
+
+    def neighbour_correlation(x: torch.Tensor) -> float:
+        a, b = x[0, 40:88, 40:87].flatten(), x[0, 40:88, 41:88].flatten()
+        return float(torch.corrcoef(torch.stack([a, b]))[0, 1])
+
+    assert neighbour_correlation(coarse) > neighbour_correlation(fine) + 0.3
+
+
+def test_noise_floor_is_drawn_only_when_on():
+    # recipes without a floor draw exactly what they drew before the floor existed
+    a = draw_scanner_params(ScannerAugment(), generator=torch.Generator().manual_seed(5))
+    assert a.floor == 0.0
+    g = torch.Generator().manual_seed(5)
+    b = draw_scanner_params(ScannerAugment(noise_floor=0.025, noise_grain=(1.5, 2.0)), generator=g)
+    assert (a.flip_x, a.flip_y, a.bias, a.gamma, a.noise) == (b.flip_x, b.flip_y, b.bias, b.gamma, b.noise)
+    assert 0 <= b.floor <= 0.025 and 1.5 <= b.grain <= 2.0
+    with pytest.raises(InputError, match="noise_floor"):
+        ScannerAugment.from_dict({"noise_floor": 0.05})
+    with pytest.raises(InputError, match="noise_grain"):
+        ScannerAugment.from_dict({"noise_grain": [0.5, 2.0]})

@@ -21,7 +21,7 @@ TINY = {
     "train": {"steps": 2, "batch_size": 4, "seed": 0, "checkpoint_every": 2, "log_every": 1},
     "vocab_size": 300,
     "augment": {"max_scale": 0.1},  # the shipped recipe's picture changes, exercised on a tiny run
-    "scanner_augment": {"gamma": [0.8, 1.25], "max_noise": 0.005},
+    "scanner_augment": {"gamma": [0.8, 1.25], "max_noise": 0.005, "noise_floor": 0.02},
     "holdout_fraction": 0.4,  # scans kept out of fitting, for the decision thresholds
 }
 
@@ -66,6 +66,18 @@ def test_training_records_the_recipe_and_data(trained):
     card = (model_dir / "README.md").read_text()
     assert f"lcid data build-vlm --out {data} --n 20 --seed 3" in card and "philips_achieva" in card
     assert "dark window 0-0.1" in card
+
+
+def test_holdout_source_must_name_a_training_source(trained, tmp_path):
+    data, _ = trained
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    for source, message in (("philips_elition", "holdout_sources philips_elition not in the training split"),
+                            ("phantom_0", "leaves no training rows")):
+        result = CliRunner().invoke(app, ["train", "vlm", "--config", str(config), "--data", str(data),
+                                          "--out", str(tmp_path / "run"), "--holdout-source", source])
+        assert result.exit_code != 0 and message in result.output, result.output
+        assert not (tmp_path / "run" / "model").exists()
 
 
 def test_evaluate_gives_bounded_scores(trained):

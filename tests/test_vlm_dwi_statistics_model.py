@@ -93,3 +93,17 @@ def test_fit_refuses_one_sided_or_misshapen_training_data():
         fit_classifier(statistics, np.array([[1, 0]] * 3 + [[1, 1]] * 3))
     with pytest.raises(InputError, match="do not fit"):
         fit_classifier(statistics[:, :5], np.array([[1], [0]] * 3))
+
+
+def test_noise_floor_copies_are_seeded_and_raise_the_background():
+    from lcid.vlm.dwi.scanner_augment import ScannerAugment
+    from lcid.vlm.dwi.slice_statistics import slice_statistics
+    from lcid.vlm.dwi.statistics_model import floored_statistics
+
+    pictures = [_head(seed=i, noise=0.0) for i in range(6)]
+    augment = ScannerAugment(noise_floor=0.025)
+    first, again = floored_statistics(pictures, augment), floored_statistics(pictures, augment)
+    assert first.shape == (6, len(STATISTICS)) and np.array_equal(first, again)
+    plain = np.stack([slice_statistics(p) for p in pictures])
+    spread = STATISTICS.index("background_spread")
+    assert (first[:, spread] >= plain[:, spread]).all() and (first[:, spread] > plain[:, spread]).any()

@@ -80,10 +80,14 @@ def render_ensemble_card(
                        f"`{prior.get('command', '')}`.")]
     if statistics:
         data = statistics.get("data") or {}
+        floor = statistics.get("noise_floor") or {}
+        twice = (f" (each also with a Rician noise floor of up to {floor.get('max'):.1%} of the object's mean, as the "
+                 "members were trained)") if floor else ""
         lines += ["", (f"The mean is combined by noisy-OR (1 - (1 - mean)(1 - q)) with a picture-only classifier over slice "
                        f"statistics ({statistics.get('classifier', '')}; `slice_statistics.skops`) for "
                        f"{', '.join(statistics.get('problems') or [])}, fitted on {data.get('pictures')} training "
-                       f"pictures with `{statistics.get('command', '')}`; the thresholds were chosen for the combination.")]
+                       f"pictures{twice}, with `{statistics.get('command', '')}`; the thresholds were chosen for the "
+                       "combination.")]
     for name, (cfg, training) in zip(record["members"], members, strict=True):
         lines += ["", f"## {name}", "",
                   (f"Vision encoder `{cfg.vision}` ({cfg.image_size} px), {cfg.n_latents} latents, language model "

@@ -2,11 +2,18 @@
 
 The DWI model is trained on three real series and evaluated on a scanner it never saw; what
 differs between scanners without changing what the picture shows is: the head's orientation
-on the screen (flips), the coil's smooth intensity profile (a bias field), the viewer's
-contrast (gamma) and a little background noise; where the head sits and how large it is on
+on the screen (flips), the coil's smooth intensity profile (a bias field), the noise floor of
+the reconstruction (Rician, grainier when the acquired matrix was smaller than the picture), the
+viewer's contrast (gamma) and a little background noise; where the head sits and how large it is on
 the matrix is :class:`lcid.vlm.augment.AugmentSettings`' part (zoom, shift, rotation), applied
 before. Each range stays below what would change a label: no blurring or coarsening
 (``low_resolution``, ``gibbs_ringing``), noise far below the ``noise`` label's SNR of 20.
+
+The noise floor matters most: the real training series have an almost noiseless background
+after windowing, and the simulated Gibbs ringing puts texture there, so a model trained without
+a floor calls the ordinary noise floor of another scanner's b = 2000 picture ringing (a faint
+Rician floor of 1-2 % of the object's mean made the earlier shipped model name Gibbs ringing on
+a quarter to a half of clean training pictures; docs/vlm.md).
 
 Random choices are drawn apart from their application (:func:`draw_scanner_params`, then
 :func:`apply_scanner_params`), from torch's global generator unless one is given, so that a
@@ -41,12 +48,22 @@ class ScannerAugment:
     max_noise
         Standard deviation of added Gaussian noise, uniform in ``[0, max_noise]`` (pictures
         are in [0, 1]).
+    noise_floor
+        Largest standard deviation of a Rician noise floor, as a fraction of the object's mean
+        intensity (0.025: a signal-to-noise ratio of 40 or more in the picture itself, above the
+        ``noise`` label's 20 in the b0); the drawn value is uniform in ``[0, noise_floor]``. The
+        noise is drawn on a grid ``grain`` times coarser than the picture (uniform in
+        ``noise_grain``) and interpolated, as a smaller acquired matrix shown larger is. 0: off.
+    noise_grain
+        ``(low, high)`` coarseness of the noise floor's grid.
     """
 
     flip: bool = True
     max_bias: float = 0.15
     gamma: tuple[float, float] = (0.7, 1.5)
     max_noise: float = 0.01
+    noise_floor: float = 0.0
+    noise_grain: tuple[float, float] = (1.0, 2.0)
 
     @classmethod
     def from_dict(cls, options: Mapping[str, Any]) -> ScannerAugment:
@@ -61,23 +78,36 @@ class ScannerAugment:
             if not 0 < low <= high:
                 raise InputError(f"scanner_augment gamma must be 0 < low <= high, not {values['gamma']}")
             values["gamma"] = (low, high)
+        if "noise_grain" in values:
+            low, high = (float(v) for v in values["noise_grain"])
+            if not 1 <= low <= high:
+                raise InputError(f"scanner_augment noise_grain must be 1 <= low <= high, not {values['noise_grain']}")
+            values["noise_grain"] = (low, high)
+        if not 0 <= float(values.get("noise_floor", 0.0)) < 0.05:
+            raise InputError(f"scanner_augment noise_floor must be in [0, 0.05) (the noise label starts at 0.05), "
+                             f"not {values['noise_floor']}")
         return cls(**values)
 
 
 @dataclass(frozen=True)
 class ScannerParams:
-    """One drawn change: flips, bias coefficients, gamma, noise standard deviation."""
+    """One drawn change: flips, bias coefficients, gamma, noise standard deviation, noise floor
+    (fraction of the object's mean) and its grain."""
 
     flip_y: bool = False
     flip_x: bool = False
     bias: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, 0.0)
     gamma: float = 1.0
     noise: float = 0.0
+    floor: float = 0.0
+    grain: float = 1.0
 
 
 def draw_scanner_params(settings: ScannerAugment, *, generator: torch.Generator | None = None) -> ScannerParams:
     """Draw one :class:`ScannerParams` within ``settings``' ranges."""
     u = torch.rand(9, generator=generator).tolist()
+    # drawn only when on, so that recipes without a floor see the pictures they always saw
+    floor, grain = torch.rand(2, generator=generator).tolist() if settings.noise_floor > 0 else (0.0, 0.0)
 
     def log_uniform(value: float, low: float, high: float) -> float:
         return math.exp(math.log(low) + value * (math.log(high) - math.log(low)))
@@ -91,6 +121,8 @@ def draw_scanner_params(settings: ScannerAugment, *, generator: torch.Generator 
         bias=tuple(sym(v, settings.max_bias) for v in u[2:7]),
         gamma=log_uniform(u[7], *settings.gamma),
         noise=u[8] * settings.max_noise,
+        floor=floor * settings.noise_floor,
+        grain=settings.noise_grain[0] + grain * (settings.noise_grain[1] - settings.noise_grain[0]),
     )
 
 
@@ -112,11 +144,32 @@ def apply_scanner_params(
         a, b, c, d, e = params.bias
         out = out * torch.exp(a * x + b * y + c * x * x + d * y * y + e * x * y)
     out = out.clamp(0.0, 1.0)
+    if params.floor > 0:
+        out = rician_floor(out, params.floor, params.grain, generator=generator)
     if params.gamma != 1.0:
         out = out**params.gamma
     if params.noise > 0:
         out = out + params.noise * torch.randn(out.shape, generator=generator, dtype=out.dtype)
     return out.clamp(0.0, 1.0)
+
+
+def rician_floor(
+    pixels: torch.Tensor, relative: float, grain: float, *, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Magnitude of ``pixels`` plus complex Gaussian noise of standard deviation ``relative`` times
+    the object's mean (pixels above 0.15: pictures are windowed to [0, 1] at their display
+    percentiles), drawn on a grid ``grain`` times coarser and interpolated bilinearly; clamped to
+    [0, 1]. Runs per training picture, hence no percentile here (``torch.quantile`` alone would
+    double a GPU run's time per step)."""
+    h, w = pixels.shape[-2:]
+    inside = pixels > 0.15
+    sigma = relative * (float(pixels[inside].mean()) if bool(inside.any()) else 1.0)
+    coarse = (max(1, round(h / grain)), max(1, round(w / grain)))
+    noise = torch.randn((2, pixels.shape[0], *coarse), generator=generator, dtype=pixels.dtype)
+    if coarse != (h, w):
+        noise = torch.nn.functional.interpolate(noise, size=(h, w), mode="bilinear", align_corners=False)
+        noise = noise / noise.std().clamp_min(1e-6)  # interpolation lowers the spread; keep sigma
+    return torch.sqrt((pixels + sigma * noise[0]) ** 2 + (sigma * noise[1]) ** 2).clamp(0.0, 1.0)
 
 
 def scanner_augment(
@@ -126,4 +179,5 @@ def scanner_augment(
     return apply_scanner_params(pixels, draw_scanner_params(settings, generator=generator), generator=generator)
 
 
-__all__ = ["ScannerAugment", "ScannerParams", "apply_scanner_params", "draw_scanner_params", "scanner_augment"]
+__all__ = ["ScannerAugment", "ScannerParams", "apply_scanner_params", "draw_scanner_params", "rician_floor",
+           "scanner_augment"]

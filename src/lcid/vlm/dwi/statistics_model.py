@@ -14,7 +14,9 @@ Noisy-OR has no weight to fit, and it never lowers what the ensemble says: a pro
 ensemble's thresholds are then chosen again for the combined probabilities.
 
 The classifier is fitted on the pictures of the scans the members were fitted on (labels:
-what the picture shows, :func:`lcid.vlm.dwi.probe.picture_labels`), saved with skops (no
+what the picture shows, :func:`lcid.vlm.dwi.probe.picture_labels`); when the members' recipe adds a
+Rician noise floor (``scanner_augment.noise_floor``), each picture is used once more with a floor
+drawn in the same range, so the classifier does not take a scanner's noise floor for ringing. It is saved with skops (no
 pickle) as ``slice_statistics.skops`` beside ``slice_statistics.json`` in the ensemble folder.
 """
 
@@ -29,6 +31,7 @@ from tqdm.auto import tqdm
 
 from lcid.errors import InputError
 from lcid.io.estimator_files import read_estimator, write_estimator
+from lcid.vlm.dwi.scanner_augment import ScannerAugment, rician_floor
 from lcid.vlm.dwi.slice_statistics import STATISTICS, slice_statistics
 from lcid.vlm.dwi.visibility import IMAGE_VISIBLE
 from lcid.vlm.predict import Prediction
@@ -43,6 +46,8 @@ BOOSTING = {"max_iter": 300, "learning_rate": 0.05, "max_leaf_nodes": 15, "l2_re
 #: Fewest training pictures showing a problem, and not showing it, for the classifier to learn it;
 #: problems with fewer are left to the ensemble alone.
 MIN_PICTURES = 10
+#: Seed of the noise floors drawn for the classifier's second copy of the training pictures.
+FLOOR_SEED = 0
 TRUSTED_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
 
 
@@ -110,6 +115,25 @@ class SliceStatisticsModel:
         return cls(classifier, record.get("problems") or [], record)
 
 
+def floored_statistics(pictures: Sequence[np.ndarray], augment: ScannerAugment) -> np.ndarray:
+    """The statistics of each picture again with a Rician noise floor drawn as the members' training
+    drew it (:func:`lcid.vlm.dwi.scanner_augment.rician_floor`; seeded with :data:`FLOOR_SEED`), so that
+    the classifier learns the members' invariance: another scanner's noise floor is no artifact."""
+    import torch
+
+    from lcid.vlm.dwi.slice_statistics import display_scaled
+
+    generator = torch.Generator().manual_seed(FLOOR_SEED)
+    out = []
+    for picture in tqdm(pictures, desc="slice statistics, noise floor", leave=False):
+        floor, grain = torch.rand(2, generator=generator).tolist()
+        low, high = augment.noise_grain
+        pixels = torch.from_numpy(display_scaled(picture))[None]
+        floored = rician_floor(pixels, floor * augment.noise_floor, low + grain * (high - low), generator=generator)
+        out.append(slice_statistics(floored[0].numpy()))
+    return np.stack(out)
+
+
 def noisy_or(p: float, q: float) -> float:
     """Probability that at least one of two independent pieces of evidence is right.
 
@@ -169,11 +193,18 @@ def fit_ensemble_statistics(
     if not problems:
         raise InputError(f"no image-visible problem is shown by at least {min_pictures} of the {len(keys)} "
                          "training pictures (and absent from as many): too little data for slice statistics")
-    statistics = np.stack([slice_statistics(load_image(k)) for k in tqdm(keys, desc="slice statistics", leave=False)])
+    augment = ScannerAugment.from_dict((training.get("settings") or {}).get("scanner_augment") or {})
+    pictures = [load_image(k) for k in tqdm(keys, desc="slice statistics", leave=False)]
+    statistics = np.stack([slice_statistics(p) for p in pictures])
     targets = np.array([[p in labels[k] for p in problems] for k in keys])
+    if augment.noise_floor > 0:
+        statistics = np.concatenate([statistics, floored_statistics(pictures, augment)])
+        targets = np.concatenate([targets, targets])
     classifier = fit_classifier(statistics, targets)
     record = {"command": command, "classifier": f"HistGradientBoostingClassifier per problem {BOOSTING}",
               "combine": "noisy-OR with the ensemble's mean head probability",
+              "noise_floor": {"max": augment.noise_floor, "grain": list(augment.noise_grain), "seed": FLOOR_SEED}
+              if augment.noise_floor > 0 else None,
               "data": {"dir": str(data), "pictures": len(keys), "positives": dict(zip(problems, map(int, targets.sum(0)), strict=True))}}
     model = SliceStatisticsModel(classifier, problems, record)
     ensemble.statistics = model
