@@ -3,7 +3,7 @@
 Real, unmodified slices of the held-out Philips Achieva series, and held-out pictures of the
 data set (simulated problems). Run from the repository root:
 
-    python docs/make_vlm_examples.py runs/dwi-vlm-data
+    python docs/make_vlm_examples.py runs/dwi-vlm-data-v4x
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from PIL import Image
 
 from lcid.io.nifti import load_dwi
 from lcid.vlm.dwi.build import read_manifest
+from lcid.vlm.dwi.native import native_problems
 from lcid.vlm.inference import ask
 from lcid.vlm.render import plane_axis, render_slice
 
@@ -40,13 +41,16 @@ def main(data_dir: str) -> None:
     IMG.mkdir(exist_ok=True)
     out = []
     scan = load_dwi(ACHIEVA)
+    # what lcid check measures in the series itself (data v4 labels it in coronal and sagittal pictures)
+    native = [f"{e['problem']} ({e['severity']})" for e in native_problems(scan)]
     for plane, volume in (("axial", 1), ("coronal", 0), ("sagittal", 5)):
         index = scan.shape[plane_axis(scan.affine, plane)] // 2
         picture = render_slice(scan.data[..., volume], scan.affine, plane=plane, index=index)
         for acq in (None, ACQ):
             result = ask(picture, question="What is wrong with this image?", acq=acq)
             out.append({"thumb": thumbnail(picture, f"vlm_dwi_achieva_{plane}.png"), "what": f"real Achieva, {plane}, volume {volume}",
-                        "acq": acq, "truth": "none visible" + (" (few_directions from the text)" if acq else ""),
+                        "acq": acq, "truth": (", ".join(native) if plane != "axial" and native else "none visible")
+                        + (" (few_directions from the text)" if acq else ""),
                         **result})
     rows = read_manifest(data_dir, split="test")
     wanted = ["missing_slices", "ghosting", "noise", "fov_cutoff", "spikes", "low_resolution", "gibbs_ringing", "motion"]

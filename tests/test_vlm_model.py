@@ -137,4 +137,27 @@ def test_final_answer_rules():
     assert final_answer(vqa, pred, question="Is the lesion on the left or right?") == "right"
     assert final_answer(vqa, pred, question="Is there a mass?") == "no"
     assert final_answer(vqa, pred, question="How was it taken?") == "with contrast"
-    assert final_answer(SimpleNamespace(cfg=SimpleNamespace(head="multilabel")), pred, question="x?") == "left lung"
+    assert final_answer(SimpleNamespace(cfg=SimpleNamespace(head="other")), pred, question="x?") == "left lung"
+
+
+def test_dwi_answer_names_what_the_head_found():
+    from types import SimpleNamespace
+
+    from lcid.vlm.dwi.text import problems_named, stated_severities, title
+    from lcid.vlm.predict import Prediction, final_answer
+
+    dwi = SimpleNamespace(cfg=SimpleNamespace(head="multilabel"), threshold=lambda label: 0.5)
+    agrees = Prediction(f"i see {title('ghosting')} (mild). shim again.", head=(("ghosting", 0.9), ("noise", 0.2)))
+    assert final_answer(dwi, agrees, question="What is wrong with this slice?") == agrees.generated
+    # the text calls the slice clean but the head found ghosting: the answer names ghosting
+    clean_text = Prediction("this slice looks clean.", head=(("ghosting", 0.9), ("noise", 0.2)))
+    answer = final_answer(dwi, clean_text, question="What is wrong with this slice?")
+    assert problems_named(answer) == ("ghosting",) and "(" not in answer.split(".")[0]  # no invented severity
+    # the text names a problem under its threshold: dropped, the severity of the one kept is kept
+    extra = Prediction(f"i see {title('gibbs_ringing')} (moderate) and {title('noise')} (severe).",
+                       head=(("noise", 0.8), ("gibbs_ringing", 0.4)))
+    answer = final_answer(dwi, extra, question="Can I use this data?")
+    assert problems_named(answer) == ("noise",) and stated_severities(answer) == {"noise": "severe"}
+    assert answer.startswith("No.")
+    nothing = Prediction(f"i see {title('spikes')} (mild).", head=(("spikes", 0.3),))
+    assert problems_named(final_answer(dwi, nothing, question="Can I use this data?")) == ()

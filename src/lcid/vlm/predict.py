@@ -202,8 +202,13 @@ def final_answer(model: FlamingoVLM, prediction: Prediction, *, question: str = 
     more accurate than free generation, see docs/vqa.md): for a polar question the more
     probable of ``yes``/``no``; for an alternative question ("left or right?") the more
     probable of the head's answers named in the question; otherwise its top answer.
-    Without such a head, the generated text.
+    A multi-label (DWI) head's problems at the model's thresholds are what the answer names:
+    :func:`lcid.vlm.dwi.text.grounded_answer`. Without a head, the generated text.
     """
+    if model.cfg.head == "multilabel" and prediction.head:
+        from lcid.vlm.dwi.text import grounded_answer
+
+        return grounded_answer(question, prediction.generated, detected(model, prediction))
     if model.cfg.head == "multiclass" and prediction.head:
         if question and is_polar_question(question):
             candidates = [(label, p) for label, p in prediction.head if label in ("yes", "no")]

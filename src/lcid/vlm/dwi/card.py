@@ -57,6 +57,10 @@ def evaluation_lines(evaluation: dict[str, Any] | None) -> list[str]:
                        f"{evaluation['head_calibrated']['image_visible']['macro_f1']:.3f} |")]
                     if "head_calibrated" in evaluation else []),
                   f"| macro F1, image-visible problems, generated text | {text_scores['macro_f1']:.3f} |",
+                  *([(f"| macro F1, image-visible problems, answer shown (text grounded in the head) | "
+                      f"{evaluation['answer']['image_visible']['macro_f1']:.3f} |"),
+                     f"| answers shown as generated | {evaluation['answer_is_generated']:.1%} |"]
+                    if "answer" in evaluation else []),
                   f"| BLEU-4 | {evaluation['bleu4']:.3f} |"]
         if "embedding_cosine" in evaluation:
             lines.append(f"| embedding cosine | {evaluation['embedding_cosine']:.3f} |")

@@ -17,7 +17,7 @@ from lcid.vlm.dwi.visibility import IMAGE_VISIBLE, TEXT_VISIBLE
 from lcid.vlm.ensemble import VLMEnsemble, predict_images
 from lcid.vlm.image import load_image
 from lcid.vlm.model import FlamingoVLM
-from lcid.vlm.predict import Prediction, detected
+from lcid.vlm.predict import Prediction, detected, final_answer
 from lcid.vlm.prompt import DEFAULT_QUESTION, build_prompt
 
 #: Fixed head probability at or above which a problem counts as named (the "fixed" scores;
@@ -82,7 +82,11 @@ def evaluate_dwi(
     Keys: ``n``, ``head`` and ``text`` (per-problem scores for image-visible and text-visible
     problems, each with ``macro_f1``; ``head`` at the fixed :data:`THRESHOLD`),
     ``head_calibrated`` (the same at the model's own per-problem ``thresholds``, also
-    reported; equal to ``head`` for a model without saved thresholds), ``bleu1``..``bleu4``, ``embedding_cosine``,
+    reported; equal to ``head`` for a model without saved thresholds), ``answer`` (the problems the
+    answer shown to the user names, :func:`lcid.vlm.predict.final_answer`: the generated text, or
+    one written for the head's problems where the two disagree; ``answer_is_generated`` the share
+    of answers left as generated), ``bleu1``..``bleu4`` and ``embedding_cosine`` of the generated
+    text (``answer_bleu1``.. and ``answer_embedding_cosine`` of the shown answers),
     ``acquisition_effect``, ``latency_s`` (median, p90 and threads of one full answer;
     ``latency_uncached_s`` the same without the key-value cache), and
     ``examples`` (a few answers with their references).
@@ -93,28 +97,34 @@ def evaluate_dwi(
     by_head = [head_labels(p) for p in predictions]
     by_calibrated = [detected(model, p) for p in predictions]
     by_text = [problems_named(p.generated) for p in predictions]
+    answers = [final_answer(model, p, question=r["question"]) for p, r in zip(predictions, rows, strict=True)]
+    by_answer = [problems_named(a) for a in answers]
     result: dict[str, Any] = {"n": len(rows), "threshold": THRESHOLD, "thresholds": thresholds,
                               "thresholds_record": dict(model.thresholds_record),
                               "visible_problems": list(IMAGE_VISIBLE)}
-    for name, predicted in (("head", by_head), ("head_calibrated", by_calibrated), ("text", by_text)):
+    for name, predicted in (("head", by_head), ("head_calibrated", by_calibrated), ("text", by_text),
+                            ("answer", by_answer)):
         result[name] = {
             "image_visible": problem_scores(truth, predicted, IMAGE_VISIBLE),
             "text_visible": problem_scores(truth, predicted, TEXT_VISIBLE),
         }
+    result["answer_is_generated"] = sum(a == p.generated for a, p in zip(answers, predictions, strict=True)) / len(rows)
     generated = [p.generated for p in predictions]
     references = [r["answer"] for r in rows]
     for n in range(1, 5):
         result[f"bleu{n}"] = corpus_bleu(generated, references, max_n=n)
+        result[f"answer_bleu{n}"] = corpus_bleu(answers, references, max_n=n)
     if embeddings:
         result["embedding_cosine"] = float(embedding_cosine(generated, references).mean())
+        result["answer_embedding_cosine"] = float(embedding_cosine(answers, references).mean())
         result["embedding_model"] = EMBEDDING_MODEL
     result["acquisition_effect"] = acquisition_effect(model, rows, limit=acq_effect_images)
     result["latency_s"] = latency(model, rows, samples=latency_samples)
     result["latency_uncached_s"] = latency(model, rows, samples=latency_samples, use_cache=False)
     result["examples"] = [
         {"image": r["image"], "question": r["question"], "acq": r.get("acq"), "labels": r["labels"],
-         "answer": p.generated, "reference": r["answer"], "head": [[label, round(q, 3)] for label, q in p.head[:3]]}
-        for r, p in list(zip(rows, predictions, strict=True))[:: max(1, len(rows) // 8)][:8]
+         "answer": a, "generated": p.generated, "reference": r["answer"], "head": [[label, round(q, 3)] for label, q in p.head[:3]]}
+        for r, p, a in list(zip(rows, predictions, answers, strict=True))[:: max(1, len(rows) // 8)][:8]
     ]
     return result
 

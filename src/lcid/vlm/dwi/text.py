@@ -189,13 +189,14 @@ def reference_answer(
 ) -> str:
     """The answer the model learns for ``labels`` (problem ids shown), in wording ``variant``.
 
-    The problems are named with their severity, followed by one remedy for the first one.
+    The problems are named with their severity (a problem without one in ``severities`` is named
+    alone), followed by one remedy for the first one.
     """
     polar = question in _POLAR
     if not labels:
         head = (_POLAR_YES[variant % 2] + " ") if polar else ""
         return head + _CLEAN[variant % len(_CLEAN)] + " " + _CAVEATS[variant % len(_CAVEATS)]
-    items = " and ".join(f"{title(p)} ({severities.get(p, 'moderate')})" for p in labels)
+    items = " and ".join(f"{title(p)} ({severities[p]})" if p in severities else title(p) for p in labels)
     parts = [_POLAR_NO[variant % 2]] if polar else []
     parts.append(_OPENINGS[variant % len(_OPENINGS)].format(items=items))
     # What to do about the first problem; the explanation stays out of the generated answer to
@@ -211,3 +212,33 @@ def problems_named(answer: str) -> tuple[str, ...]:
     """Problem ids whose knowledge-base title appears in an answer (case-insensitive)."""
     text = answer.lower()
     return tuple(p for p in load_knowledge() if title(p) in text)
+
+
+def stated_severities(answer: str) -> dict[str, str]:
+    """The severity an answer gives each problem it names ("title (mild)").
+
+    >>> stated_severities("I see gibbs ringing (moderate) and low resolution.")
+    {'gibbs_ringing': 'moderate'}
+    """
+    text = answer.lower()
+    out = {}
+    for problem in load_knowledge():
+        match = re.search(re.escape(title(problem)) + r" \((mild|moderate|severe)\)", text)
+        if match:
+            out[problem] = match.group(1)
+    return out
+
+
+def grounded_answer(question: str, generated: str, found: Sequence[str]) -> str:
+    """The answer shown for a multi-label (DWI) head: the generated text when it names exactly the
+    problems the head found (``found``, at the model's thresholds), else an answer written from the
+    knowledge base for those problems, in the training answers' first wording; severities the
+    generated text gave are kept, the others left unsaid (the head has none).
+
+    The head is the better-measured of the two (docs/vlm.md): the answer must not call a slice
+    clean while the problems listed under it say otherwise.
+    """
+    if set(problems_named(generated)) == set(found):
+        return generated
+    return reference_answer(question, list(found), severities=stated_severities(generated), fields={}, variant=0)
+
