@@ -106,8 +106,7 @@ class ScannerParams:
 def draw_scanner_params(settings: ScannerAugment, *, generator: torch.Generator | None = None) -> ScannerParams:
     """Draw one :class:`ScannerParams` within ``settings``' ranges."""
     u = torch.rand(9, generator=generator).tolist()
-    # drawn only when on, so that recipes without a floor see the pictures they always saw
-    floor, grain = torch.rand(2, generator=generator).tolist() if settings.noise_floor > 0 else (0.0, 0.0)
+    floor, grain = draw_floor(settings, generator=generator)
 
     def log_uniform(value: float, low: float, high: float) -> float:
         return math.exp(math.log(low) + value * (math.log(high) - math.log(low)))
@@ -121,9 +120,19 @@ def draw_scanner_params(settings: ScannerAugment, *, generator: torch.Generator 
         bias=tuple(sym(v, settings.max_bias) for v in u[2:7]),
         gamma=log_uniform(u[7], *settings.gamma),
         noise=u[8] * settings.max_noise,
-        floor=floor * settings.noise_floor,
-        grain=settings.noise_grain[0] + grain * (settings.noise_grain[1] - settings.noise_grain[0]),
+        floor=floor,
+        grain=grain,
     )
+
+
+def draw_floor(settings: ScannerAugment, *, generator: torch.Generator | None = None) -> tuple[float, float]:
+    """``(relative sigma, grain)`` of one noise floor within ``settings``' ranges. Nothing is drawn
+    when the floor is off, so that recipes without one see the pictures they always saw."""
+    low, high = settings.noise_grain
+    if settings.noise_floor <= 0:
+        return 0.0, low
+    floor, grain = torch.rand(2, generator=generator).tolist()
+    return floor * settings.noise_floor, low + grain * (high - low)
 
 
 def apply_scanner_params(
@@ -179,5 +188,5 @@ def scanner_augment(
     return apply_scanner_params(pixels, draw_scanner_params(settings, generator=generator), generator=generator)
 
 
-__all__ = ["ScannerAugment", "ScannerParams", "apply_scanner_params", "draw_scanner_params", "rician_floor",
-           "scanner_augment"]
+__all__ = ["ScannerAugment", "ScannerParams", "apply_scanner_params", "draw_floor", "draw_scanner_params",
+           "rician_floor", "scanner_augment"]

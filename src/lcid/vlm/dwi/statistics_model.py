@@ -14,10 +14,11 @@ Noisy-OR has no weight to fit, and it never lowers what the ensemble says: a pro
 ensemble's thresholds are then chosen again for the combined probabilities.
 
 The classifier is fitted on the pictures of the scans the members were fitted on (labels:
-what the picture shows, :func:`lcid.vlm.dwi.probe.picture_labels`); when the members' recipe adds a
-Rician noise floor (``scanner_augment.noise_floor``), each picture is used once more with a floor
-drawn in the same range, so the classifier does not take a scanner's noise floor for ringing. It is saved with skops (no
-pickle) as ``slice_statistics.skops`` beside ``slice_statistics.json`` in the ensemble folder.
+what the picture shows, :func:`lcid.vlm.dwi.probe.picture_labels`); when the members' recipe
+adds a Rician noise floor (``scanner_augment.noise_floor``), each picture is used once more with
+a floor drawn in the same range, so the classifier does not take a scanner's noise floor for
+ringing. It is saved with skops (no pickle) as ``slice_statistics.skops`` beside
+``slice_statistics.json`` in the ensemble folder.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from tqdm.auto import tqdm
 
 from lcid.errors import InputError
 from lcid.io.estimator_files import read_estimator, write_estimator
-from lcid.vlm.dwi.scanner_augment import ScannerAugment, rician_floor
+from lcid.vlm.dwi.scanner_augment import ScannerAugment, draw_floor, rician_floor
 from lcid.vlm.dwi.slice_statistics import STATISTICS, slice_statistics
 from lcid.vlm.dwi.visibility import IMAGE_VISIBLE
 from lcid.vlm.predict import Prediction
@@ -117,8 +118,9 @@ class SliceStatisticsModel:
 
 def floored_statistics(pictures: Sequence[np.ndarray], augment: ScannerAugment) -> np.ndarray:
     """The statistics of each picture again with a Rician noise floor drawn as the members' training
-    drew it (:func:`lcid.vlm.dwi.scanner_augment.rician_floor`; seeded with :data:`FLOOR_SEED`), so that
-    the classifier learns the members' invariance: another scanner's noise floor is no artifact."""
+    drew it (:func:`lcid.vlm.dwi.scanner_augment.draw_floor` and ``rician_floor``; seeded with
+    :data:`FLOOR_SEED`), so that the classifier learns the members' invariance: another scanner's
+    noise floor is no artifact."""
     import torch
 
     from lcid.vlm.dwi.slice_statistics import display_scaled
@@ -126,10 +128,9 @@ def floored_statistics(pictures: Sequence[np.ndarray], augment: ScannerAugment) 
     generator = torch.Generator().manual_seed(FLOOR_SEED)
     out = []
     for picture in tqdm(pictures, desc="slice statistics, noise floor", leave=False):
-        floor, grain = torch.rand(2, generator=generator).tolist()
-        low, high = augment.noise_grain
+        relative, grain = draw_floor(augment, generator=generator)
         pixels = torch.from_numpy(display_scaled(picture))[None]
-        floored = rician_floor(pixels, floor * augment.noise_floor, low + grain * (high - low), generator=generator)
+        floored = rician_floor(pixels, relative, grain, generator=generator)
         out.append(slice_statistics(floored[0].numpy()))
     return np.stack(out)
 

@@ -241,4 +241,3 @@ def grounded_answer(question: str, generated: str, found: Sequence[str]) -> str:
     if set(problems_named(generated)) == set(found):
         return generated
     return reference_answer(question, list(found), severities=stated_severities(generated), fields={}, variant=0)
-
